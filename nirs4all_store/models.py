@@ -1,0 +1,204 @@
+"""Declarative models of the seven workspace tables: columns, keys and constraints only.
+
+Foreign keys stay in the metadata (the ORM, SQLite and PostgreSQL use them, with
+ON DELETE CASCADE) but are left out of DuckDB's DDL: DuckDB rejects ON DELETE CASCADE and
+its foreign keys break deleting children and parent in one transaction (STACK_FACTS). On
+DuckDB the repositories own referential integrity. Secondary indexes follow the same rule:
+on DuckDB they would block later ALTERs, and its zone maps serve the scans we do.
+
+Value domains (status, partition, level, ...) are checked in Python, not by CHECK
+constraints, because DuckDB cannot add or drop a constraint on an existing table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .types import Float64Array, JSONValue, UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Objects whose ``info`` carries this key are not created on the named dialects.
+SKIP_ON = "nirs4all_skip_on"
+
+
+def _not_on_duckdb(ddl: Any, target: Any, bind: Any, **kw: Any) -> bool:
+    dialect = kw.get("dialect") or (bind.dialect if bind is not None else None)
+    return dialect is None or dialect.name != "duckdb"
+
+
+def fk(column: str, target: str) -> sa.ForeignKeyConstraint:
+    """A cascading foreign key that exists everywhere but in DuckDB's DDL."""
+    constraint = sa.ForeignKeyConstraint(
+        [column], [target], ondelete="CASCADE", info={SKIP_ON: ("duckdb",)}
+    )
+    constraint.ddl_if(callable_=_not_on_duckdb)
+    return constraint
+
+
+def index(*columns: str) -> sa.Index:
+    """A secondary index for SQLite/PostgreSQL (FK lookups, cascades); skipped on DuckDB."""
+    idx = sa.Index(None, *columns, info={SKIP_ON: ("duckdb",)})
+    idx.ddl_if(callable_=_not_on_duckdb)
+    return idx
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    run_id: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    status: Mapped[str] = mapped_column(sa.String, nullable=False, default="running")
+    config: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    datasets: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    summary: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Pipeline(Base):
+    __tablename__ = "pipelines"
+    __table_args__ = (fk("run_id", "runs.run_id"), index("run_id"))
+
+    pipeline_id: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    run_id: Mapped[str] = mapped_column(sa.String, nullable=False)
+    name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    expanded_config: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    generator_choices: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    dataset_name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    dataset_hash: Mapped[str | None] = mapped_column(sa.String)
+    status: Mapped[str] = mapped_column(sa.String, nullable=False, default="running")
+    best_val: Mapped[float | None] = mapped_column(sa.Double)
+    best_test: Mapped[float | None] = mapped_column(sa.Double)
+    metric: Mapped[str | None] = mapped_column(sa.String)
+    duration_ms: Mapped[float | None] = mapped_column(sa.Double)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Chain(Base):
+    __tablename__ = "chains"
+    __table_args__ = (fk("pipeline_id", "pipelines.pipeline_id"), index("pipeline_id"))
+
+    chain_id: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(sa.String, nullable=False)
+    steps: Mapped[Any] = mapped_column(JSONValue, nullable=False)
+    model_step_idx: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    model_class: Mapped[str] = mapped_column(sa.String, nullable=False)
+    preprocessings: Mapped[str | None] = mapped_column(sa.String)
+    fold_strategy: Mapped[str] = mapped_column(sa.String, nullable=False, default="per_fold")
+    fold_artifacts: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    shared_artifacts: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    branch_path: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    source_index: Mapped[int | None] = mapped_column(sa.Integer)
+    model_name: Mapped[str | None] = mapped_column(sa.String)
+    metric: Mapped[str | None] = mapped_column(sa.String)
+    task_type: Mapped[str | None] = mapped_column(sa.String)
+    dataset_name: Mapped[str | None] = mapped_column(sa.String)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (
+        fk("pipeline_id", "pipelines.pipeline_id"),
+        fk("chain_id", "chains.chain_id"),
+        sa.UniqueConstraint(
+            "pipeline_id",
+            "chain_id",
+            "fold_id",
+            "partition",
+            "model_name",
+            "branch_id",
+            name="uq_predictions_natural_key",
+        ),
+        index("chain_id"),
+        index("dataset_name", "partition"),
+    )
+
+    prediction_id: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(sa.String, nullable=False)
+    chain_id: Mapped[str | None] = mapped_column(sa.String)
+    dataset_name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    model_name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    model_class: Mapped[str] = mapped_column(sa.String, nullable=False)
+    fold_id: Mapped[str] = mapped_column(sa.String, nullable=False)
+    partition: Mapped[str] = mapped_column(sa.String, nullable=False)
+    val_score: Mapped[float | None] = mapped_column(sa.Double)
+    test_score: Mapped[float | None] = mapped_column(sa.Double)
+    train_score: Mapped[float | None] = mapped_column(sa.Double)
+    metric: Mapped[str] = mapped_column(sa.String, nullable=False)
+    task_type: Mapped[str] = mapped_column(sa.String, nullable=False)
+    n_samples: Mapped[int | None] = mapped_column(sa.Integer)
+    n_features: Mapped[int | None] = mapped_column(sa.Integer)
+    scores: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    best_params: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    preprocessings: Mapped[str | None] = mapped_column(sa.String)
+    branch_id: Mapped[int | None] = mapped_column(sa.Integer)
+    branch_name: Mapped[str | None] = mapped_column(sa.String)
+    exclusion_count: Mapped[int | None] = mapped_column(sa.Integer)
+    exclusion_rate: Mapped[float | None] = mapped_column(sa.Double)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class PredictionArrays(Base):
+    __tablename__ = "prediction_arrays"
+    __table_args__ = (fk("prediction_id", "predictions.prediction_id"),)
+
+    prediction_id: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    y_true: Mapped[np.ndarray | None] = mapped_column(Float64Array(1))
+    y_pred: Mapped[np.ndarray | None] = mapped_column(Float64Array(1))
+    y_proba: Mapped[np.ndarray | None] = mapped_column(Float64Array(2))
+    sample_indices: Mapped[np.ndarray | None] = mapped_column(Float64Array(1, "int64"))
+    weights: Mapped[np.ndarray | None] = mapped_column(Float64Array(1))
+
+
+class Artifact(Base):
+    __tablename__ = "artifacts"
+    __table_args__ = (index("content_hash"),)
+
+    artifact_id: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    artifact_path: Mapped[str] = mapped_column(sa.String, nullable=False)
+    content_hash: Mapped[str] = mapped_column(sa.String, nullable=False)
+    operator_class: Mapped[str | None] = mapped_column(sa.String)
+    artifact_type: Mapped[str | None] = mapped_column(sa.String)
+    format: Mapped[str] = mapped_column(sa.String, nullable=False, default="joblib")
+    size_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    ref_count: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class Log(Base):
+    __tablename__ = "logs"
+    __table_args__ = (fk("pipeline_id", "pipelines.pipeline_id"), index("pipeline_id"))
+
+    log_id: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    pipeline_id: Mapped[str] = mapped_column(sa.String, nullable=False)
+    step_idx: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    operator_class: Mapped[str | None] = mapped_column(sa.String)
+    event: Mapped[str] = mapped_column(sa.String, nullable=False)
+    duration_ms: Mapped[float | None] = mapped_column(sa.Double)
+    message: Mapped[str | None] = mapped_column(sa.Text)
+    details: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    level: Mapped[str] = mapped_column(sa.String, nullable=False, default="info")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+TABLES = (Run, Pipeline, Chain, Prediction, PredictionArrays, Artifact, Log)

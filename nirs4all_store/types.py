@@ -1,0 +1,151 @@
+"""Portable column types: UTC timestamps, NaN-free JSON and float64 arrays.
+
+Measured (STACK_FACTS): DuckDB's TIMESTAMPTZ follows the process time zone and SQLite drops
+offsets, so timestamps are stored as naive UTC and handed back UTC-aware. NaN/inf inside
+JSON breaks SQLite JSON queries and is rejected by PostgreSQL, so it is written as null.
+`ARRAY(Double)` works on DuckDB and PostgreSQL only; SQLite stores the float64 bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+UTC = dt.timezone.utc
+
+NATIVE_ARRAY_DIALECTS = frozenset({"duckdb", "postgresql"})
+
+
+def utcnow() -> dt.datetime:
+    """The current time, UTC-aware (what every created_at/completed_at holds)."""
+    return dt.datetime.now(UTC)
+
+
+def to_utc_naive(value: dt.datetime) -> dt.datetime:
+    """Normalise an aware datetime to naive UTC; a naive one is taken as UTC already."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """Stored as naive UTC (identical on every backend and time zone), returned UTC-aware."""
+
+    impl = sa.DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+        return to_utc_naive(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite hands text back through some raw paths
+            value = dt.datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def sanitize_json(value: Any) -> Any:
+    """Replace NaN/inf floats by None and numpy scalars/arrays by Python values, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): sanitize_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [sanitize_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return sanitize_json(value.tolist())
+    if isinstance(value, np.generic):
+        return sanitize_json(value.item())
+    return value
+
+
+class JSONValue(sa.TypeDecorator[Any]):
+    """JSON everywhere (JSONB on PostgreSQL, comparable there), NaN/inf written as null."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else sanitize_json(value)
+
+
+class Float64Array(sa.TypeDecorator[np.ndarray]):
+    """A float64 numpy array of 1 or 2 dimensions.
+
+    DuckDB/PostgreSQL: native ``DOUBLE[]`` (``DOUBLE[][]`` for 2-D, so y_proba comes back
+    2-D). SQLite: little-endian float64 bytes, 2-D prefixed by the column count (int64).
+    """
+
+    impl = sa.LargeBinary
+    cache_ok = True
+
+    def __init__(self, ndim: int = 1, dtype: str = "float64") -> None:
+        super().__init__()
+        if ndim not in (1, 2):
+            raise ValueError(f"ndim must be 1 or 2, got {ndim}")
+        self.ndim = ndim
+        self.dtype = np.dtype(dtype)
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in NATIVE_ARRAY_DIALECTS:
+            item: sa.types.TypeEngine[Any] = (
+                sa.BigInteger() if self.dtype.kind == "i" else sa.Double()
+            )
+            return dialect.type_descriptor(postgresql.ARRAY(item, dimensions=self.ndim))
+        return dialect.type_descriptor(sa.LargeBinary())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        arr = np.asarray(value, dtype=self.dtype)
+        if arr.ndim != self.ndim:
+            raise ValueError(f"expected a {self.ndim}-D array, got shape {arr.shape}")
+        if dialect.name in NATIVE_ARRAY_DIALECTS:
+            return arr.tolist()
+        return encode_array_bytes(arr)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> np.ndarray | None:
+        if value is None:
+            return None
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return decode_array_bytes(bytes(value), self.ndim, self.dtype)
+        arr = np.asarray(value, dtype=self.dtype)
+        if self.ndim == 2 and arr.ndim == 1 and arr.size == 0:
+            arr = arr.reshape(0, 0)
+        return arr
+
+
+def encode_array_bytes(arr: np.ndarray) -> bytes:
+    """SQLite storage of an array: raw little-endian items, 2-D prefixed by the column count."""
+    arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+    if arr.ndim == 2:
+        return np.int64(arr.shape[1]).astype("<i8").tobytes() + arr.tobytes()
+    return arr.tobytes()
+
+
+def decode_array_bytes(raw: bytes, ndim: int, dtype: np.dtype) -> np.ndarray:
+    """Inverse of `encode_array_bytes`."""
+    little = dtype.newbyteorder("<")
+    if ndim == 2:
+        n_cols = int(np.frombuffer(raw[:8], dtype="<i8")[0])
+        flat = np.frombuffer(raw[8:], dtype=little).astype(dtype)
+        return flat.reshape(-1, n_cols) if n_cols else flat.reshape(0, 0)
+    return np.frombuffer(raw, dtype=little).astype(dtype)
