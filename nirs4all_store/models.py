@@ -183,6 +183,9 @@ class Artifact(Base):
     size_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
     ref_count: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    # NULL until a chain references the artifact: gc spares unreferenced artifacts younger
+    # than its grace period only while this is NULL (they may be in flight elsewhere).
+    referenced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class Log(Base):

@@ -159,6 +159,7 @@ def upgrade() -> None:
         sa.Column("size_bytes", sa.BigInteger(), nullable=True),
         sa.Column("ref_count", sa.Integer(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("referenced_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("artifact_id", name="pk_artifacts"),
     )
     _index("artifacts", "content_hash")
