@@ -70,6 +70,8 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Carried over from legacy nirs4all workspaces (revision 0002); no FK, as there.
+    project_id: Mapped[str | None] = mapped_column(sa.String)
 
 
 class Pipeline(Base):
@@ -113,6 +115,17 @@ class Chain(Base):
     task_type: Mapped[str | None] = mapped_column(sa.String)
     dataset_name: Mapped[str | None] = mapped_column(sa.String)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    # Columns of legacy nirs4all workspaces (revision 0002), kept so adoption loses nothing
+    # and `v_chain_summary` reads as it did.
+    best_params: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    cv_val_score: Mapped[float | None] = mapped_column(sa.Double)
+    cv_test_score: Mapped[float | None] = mapped_column(sa.Double)
+    cv_train_score: Mapped[float | None] = mapped_column(sa.Double)
+    cv_fold_count: Mapped[int | None] = mapped_column(sa.Integer)
+    cv_scores: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    final_test_score: Mapped[float | None] = mapped_column(sa.Double)
+    final_train_score: Mapped[float | None] = mapped_column(sa.Double)
+    final_scores: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
 
 
 class Prediction(Base):
@@ -156,6 +169,7 @@ class Prediction(Base):
     exclusion_count: Mapped[int | None] = mapped_column(sa.Integer)
     exclusion_rate: Mapped[float | None] = mapped_column(sa.Double)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    refit_context: Mapped[str | None] = mapped_column(sa.String)  # legacy (revision 0002)
 
 
 class PredictionArrays(Base):
@@ -186,6 +200,10 @@ class Artifact(Base):
     # NULL until a chain references the artifact: gc spares unreferenced artifacts younger
     # than its grace period only while this is NULL (they may be in flight elsewhere).
     referenced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Legacy cache keys (revision 0002), kept from adopted nirs4all workspaces.
+    chain_path_hash: Mapped[str | None] = mapped_column(sa.String)
+    input_data_hash: Mapped[str | None] = mapped_column(sa.String)
+    dataset_hash: Mapped[str | None] = mapped_column(sa.String)
 
 
 class Log(Base):
@@ -202,6 +220,22 @@ class Log(Base):
     details: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
     level: Mapped[str] = mapped_column(sa.String, nullable=False, default="info")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class Project(Base):
+    """Projects of legacy nirs4all workspaces (revision 0002): `runs.project_id` points here.
+
+    Not in `TABLES`: it is outside the run/pipeline/chain hierarchy the repositories manage.
+    """
+
+    __tablename__ = "projects"
+
+    project_id: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    description: Mapped[str | None] = mapped_column(sa.String, default="")
+    color: Mapped[str | None] = mapped_column(sa.String, default="#14b8a6")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
 
 TABLES = (Run, Pipeline, Chain, Prediction, PredictionArrays, Artifact, Log)
