@@ -1,0 +1,607 @@
+"""Datasets a run trains on: nirs4all folders, in-memory arrays and a synthetic NIR generator.
+
+Every accepted form is normalised into a frozen `Dataset` of read-only float64 arrays, so the
+runner sees one shape of input and `content_hash` (stored as `pipelines.dataset_hash`) is
+stable whatever form the data arrived in. Only numpy is imported here: loading a dataset must
+not pay for scikit-learn.
+
+nirs4all folder layout: `Xcal` and `Ycal` (training), optionally `Xval` and `Yval` (test), each
+`.csv` or `.csv.gz`, `;`-separated, file names matched case-insensitively (`Xcal.csv`,
+`xcal.CSV.gz`, `X_cal.csv`).
+
+Header rule (the first row of a file is a header when):
+- every cell is non-numeric (column names: `wavelengths` stays None), or
+- X files only: every cell is a number, the row is "wavelength-like" (at least 2 finite values,
+  all > 100, strictly increasing or decreasing: nm or cm-1) and the second row is not.
+A row mixing names and numbers is data, so a typo in the first spectrum is reported rather than
+silently swallowed as a header. A numeric header is never detected in Y files, nor in X files
+with one column or one row.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "as_datasets",
+    "load_nirs4all_folder",
+    "synthetic_arrays",
+    "synthetic_nirs",
+    "write_nirs4all_folder",
+]
+
+DELIMITER = ";"
+ROLES = ("Xcal", "Ycal", "Xval", "Yval")
+_HASH_VERSION = b"nirs4all_store.dataset.v1"
+
+
+class DatasetError(ValueError):
+    """A dataset file or folder is malformed; the message names the file, line and expectation."""
+
+
+# --------------------------------------------------------------------------------------------
+# Dataset
+
+
+def _frozen_float(value: Any, what: str) -> np.ndarray:
+    """A read-only float64 C array (copied unless it already is one) so hashes cannot drift."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{what} must be an array of numbers, got {type(value).__name__}")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{what} must hold numbers (int, float or bool), got dtype {arr.dtype}; "
+            "encode class labels as integers first"
+        )
+    if arr.dtype == np.float64 and arr.flags.c_contiguous and not arr.flags.writeable:
+        return arr
+    out = np.array(arr, dtype=np.float64, order="C", copy=True)
+    out.setflags(write=False)
+    return out
+
+
+def _check_finite(arr: np.ndarray, what: str) -> None:
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        where = ", ".join(str(int(i)) for i in bad[0])
+        raise ValueError(
+            f"{what} holds {len(bad)} NaN/inf value(s), first at index ({where}); "
+            "expected finite numbers"
+        )
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Dataset:
+    """One named dataset; arrays are normalised to read-only float64 and validated on creation.
+
+    `y` is 1-D for one target (an (n, 1) column is flattened) and 2-D for several. Equality
+    is identity; compare `content_hash` to compare data.
+    """
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    wavelengths: np.ndarray | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"Dataset name must be a non-empty string, got {self.name!r}")
+        label = f"dataset {self.name!r}"
+        if (self.X_test is None) != (self.y_test is None):
+            raise ValueError(f"{label}: give both X_test and y_test or neither")
+        parts = [("X_train", "y_train")]
+        if self.X_test is not None:
+            parts.append(("X_test", "y_test"))
+        for x_field, y_field in parts:
+            X = _frozen_float(getattr(self, x_field), f"{label}: {x_field}")
+            y = _frozen_float(getattr(self, y_field), f"{label}: {y_field}")
+            if X.ndim != 2:
+                raise ValueError(
+                    f"{label}: {x_field} must be 2-D (samples x wavelengths), got shape {X.shape}"
+                )
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y.reshape(-1)
+                y.setflags(write=False)
+            if y.ndim not in (1, 2):
+                raise ValueError(
+                    f"{label}: {y_field} must be 1-D (one target) or 2-D (several), "
+                    f"got shape {y.shape}"
+                )
+            if X.shape[0] == 0 or X.shape[1] == 0:
+                raise ValueError(f"{label}: {x_field} is empty (shape {X.shape})")
+            if X.shape[0] != y.shape[0]:
+                raise ValueError(
+                    f"{label}: {x_field} has {X.shape[0]} samples but {y_field} has "
+                    f"{y.shape[0]}; expected one target per spectrum"
+                )
+            _check_finite(X, f"{label}: {x_field}")
+            _check_finite(y, f"{label}: {y_field}")
+            object.__setattr__(self, x_field, X)
+            object.__setattr__(self, y_field, y)
+        if self.X_test is not None:
+            if self.X_test.shape[1] != self.X_train.shape[1]:
+                raise ValueError(
+                    f"{label}: X_test has {self.X_test.shape[1]} features but X_train has "
+                    f"{self.X_train.shape[1]}"
+                )
+            if self.y_test.shape[1:] != self.y_train.shape[1:]:  # type: ignore[union-attr]
+                raise ValueError(
+                    f"{label}: y_test shape {self.y_test.shape} does not match "  # type: ignore[union-attr]
+                    f"y_train shape {self.y_train.shape} (same number of targets expected)"
+                )
+        if self.wavelengths is not None:
+            wl = _frozen_float(self.wavelengths, f"{label}: wavelengths").reshape(-1)
+            if wl.shape[0] != self.X_train.shape[1]:
+                raise ValueError(
+                    f"{label}: {wl.shape[0]} wavelengths for {self.X_train.shape[1]} features"
+                )
+            _check_finite(wl, f"{label}: wavelengths")
+            object.__setattr__(self, "wavelengths", wl)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X_train.shape[1])
+
+    @property
+    def has_test(self) -> bool:
+        return self.X_test is not None
+
+    @cached_property
+    def content_hash(self) -> str:
+        """SHA-256 of the train/test arrays (dtype, shape, bytes); name, source and wavelengths
+        are left out so the same numbers hash the same whichever way they were loaded."""
+        h = hashlib.sha256(_HASH_VERSION)
+        for field in ("X_train", "y_train", "X_test", "y_test"):
+            arr = getattr(self, field)
+            h.update(field.encode() + b"\0")
+            if arr is None:
+                h.update(b"none\0")
+                continue
+            h.update(f"{arr.dtype.str}|{arr.shape}\0".encode())
+            h.update(arr.tobytes())
+        return h.hexdigest()
+
+    def __repr__(self) -> str:
+        test = f", X_test={self.X_test.shape}" if self.X_test is not None else ""
+        return (
+            f"Dataset(name={self.name!r}, X_train={self.X_train.shape}, "
+            f"y_train={self.y_train.shape}{test}, source={self.source!r})"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic NIR spectra
+
+# Constituent bands (centre nm, width nm, height) near real overtone/combination bands.
+_BANDS: tuple[tuple[tuple[float, float, float], ...], ...] = (
+    ((1450.0, 60.0, 1.0), (1940.0, 70.0, 1.6)),  # water
+    ((1510.0, 40.0, 0.4), (2050.0, 50.0, 0.6), (2180.0, 40.0, 0.5)),  # protein (the target)
+    ((1210.0, 30.0, 0.3), (1725.0, 35.0, 0.5), (2310.0, 30.0, 0.7), (2350.0, 30.0, 0.5)),  # fat
+    ((1580.0, 60.0, 0.3), (2100.0, 60.0, 0.7), (2280.0, 50.0, 0.4)),  # starch
+)
+_TASKS = ("regression", "classification")
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def synthetic_arrays(
+    n_samples: int = 200,
+    n_wavelengths: int = 500,
+    *,
+    task: str = "regression",
+    n_classes: int = 3,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deterministic NIR-like spectra as plain arrays `(X, y, wavelengths)` over 1000-2500 nm.
+
+    Absorbance = scatter * (concentrations @ pure band spectra) + offset + sloped baseline +
+    noise. Regression y is the protein content (%); classification y is 0..n_classes-1 from
+    quantiles of a latent protein/fat score, so classes are balanced within one sample.
+    """
+    n_samples = _check_int(n_samples, "n_samples", 2)
+    n_wavelengths = _check_int(n_wavelengths, "n_wavelengths", 10)
+    seed = _check_int(seed, "seed", 0)
+    if task not in _TASKS:
+        raise ValueError(f"task must be one of {_TASKS}, got {task!r}")
+    if task == "classification":
+        n_classes = _check_int(n_classes, "n_classes", 2)
+        if n_classes > n_samples:
+            raise ValueError(f"n_classes={n_classes} exceeds n_samples={n_samples}")
+
+    rng = np.random.default_rng(seed)
+    wl = np.linspace(1000.0, 2500.0, n_wavelengths)
+    pure = np.array(
+        [sum(h * np.exp(-0.5 * ((wl - c) / w) ** 2) for c, w, h in bands) for bands in _BANDS]
+    )
+    conc = rng.uniform(0.1, 1.0, size=(n_samples, len(_BANDS)))
+    scatter = rng.normal(1.0, 0.04, size=(n_samples, 1))
+    offset = rng.normal(0.0, 0.05, size=(n_samples, 1))
+    slope = rng.normal(0.0, 0.05, size=(n_samples, 1))
+    noise = rng.normal(0.0, 0.004, size=(n_samples, n_wavelengths))
+    X = scatter * (conc @ pure) + offset + slope * ((wl - 1750.0) / 750.0) + noise + 0.2
+    if task == "regression":
+        y = 8.0 + 12.0 * conc[:, 1] + rng.normal(0.0, 0.1, size=n_samples)
+    else:
+        score = conc[:, 1] - 0.5 * conc[:, 2]
+        edges = np.quantile(score, np.linspace(0.0, 1.0, n_classes + 1)[1:-1])
+        y = np.searchsorted(edges, score, side="right").astype(np.float64)
+    return X, y, wl
+
+
+def synthetic_nirs(
+    n_samples: int = 200,
+    n_wavelengths: int = 500,
+    *,
+    task: str = "regression",
+    n_classes: int = 3,
+    seed: int = 0,
+    test_fraction: float = 0.0,
+) -> Dataset:
+    """The embedded demo/test dataset; with test_fraction > 0 the last rows are the test set
+    (samples are independent draws, so a tail split is as good as a shuffled one)."""
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)):
+        raise ValueError(f"test_fraction must be a float in [0, 1), got {test_fraction!r}")
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    X, y, wl = synthetic_arrays(n_samples, n_wavelengths, task=task, n_classes=n_classes, seed=seed)
+    source = (
+        f"synthetic_nirs(n_samples={n_samples}, n_wavelengths={n_wavelengths}, task={task!r}, "
+        + (f"n_classes={n_classes}, " if task == "classification" else "")
+        + f"seed={seed}, test_fraction={test_fraction})"
+    )
+    name = f"synthetic_{task}"
+    if test_fraction == 0.0:
+        return Dataset(name, X, y, wavelengths=wl, source=source)
+    n_test = round(n_samples * test_fraction)
+    if not 1 <= n_test <= n_samples - 1:
+        raise ValueError(
+            f"test_fraction={test_fraction} of n_samples={n_samples} gives {n_test} test "
+            "samples; expected at least one train and one test sample"
+        )
+    cut = n_samples - n_test
+    return Dataset(name, X[:cut], y[:cut], X[cut:], y[cut:], wavelengths=wl, source=source)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading nirs4all folders
+
+_ROLE_RE = re.compile(r"^([xy])[_\-]?(cal|val)\.csv(\.gz)?$", re.IGNORECASE)
+
+
+def _to_float(cell: str) -> float | None:
+    """A cell's number (decimal comma accepted), or None when it is not one."""
+    text = cell.strip().strip('"')
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text.count(",") == 1:
+        try:
+            return float(text.replace(",", "."))
+        except ValueError:
+            return None
+    return None
+
+
+def _wavelength_like(values: list[float | None]) -> bool:
+    if len(values) < 2 or any(v is None for v in values):
+        return False
+    arr = np.array(values, dtype=np.float64)
+    if not np.all(np.isfinite(arr)) or not np.all(arr > 100.0):
+        return False
+    diff = np.diff(arr)
+    return bool(np.all(diff > 0) or np.all(diff < 0))
+
+
+def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """Non-blank rows with their 1-based line numbers; gzip and a UTF-8 BOM handled."""
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                raw = fh.read()
+        else:
+            raw = path.read_bytes()
+        text = raw.decode("utf-8-sig")
+    except (OSError, EOFError) as exc:  # BadGzipFile is an OSError
+        raise DatasetError(f"{path}: cannot read the file ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text ({exc})") from exc
+    rows: list[tuple[int, list[str]]] = []
+    for lineno, line in enumerate(io.StringIO(text, newline=None), start=1):
+        if not line.strip():
+            continue
+        cells = next(csv.reader([line], delimiter=DELIMITER))
+        if len(cells) > 1 and cells[-1].strip() == "":
+            cells = cells[:-1]  # a trailing ';' some exporters add
+        rows.append((lineno, cells))
+    return rows
+
+
+def _parse_table(path: Path, *, x_file: bool) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+    """(values, wavelengths or None, line number of each data row) of one file."""
+    rows = _read_rows(path)
+    what = "spectra" if x_file else "targets"
+    if not rows:
+        raise DatasetError(f"{path}: the file is empty; expected ';'-separated {what}")
+    first_line, first = rows[0]
+    if len(first) == 1 and ("\t" in first[0] or first[0].count(",") >= 2):
+        raise DatasetError(
+            f"{path} line {first_line}: expected ';'-separated values, "
+            "the line looks ','- or tab-separated"
+        )
+    first_vals = [_to_float(c) for c in first]
+    wavelengths = None
+    header = all(v is None for v in first_vals)
+    if (
+        not header
+        and x_file
+        and len(rows) > 1
+        and _wavelength_like(first_vals)
+        and not _wavelength_like([_to_float(c) for c in rows[1][1]])
+    ):
+        header = True
+        wavelengths = np.array(first_vals, dtype=np.float64)
+    data = rows[1:] if header else rows
+    if not data:
+        raise DatasetError(
+            f"{path}: only a header row (line {first_line}); expected rows of {what}"
+        )
+    width = len(first)
+    ref = f"as on line {first_line}"
+    for lineno, cells in data:
+        if len(cells) != width:
+            raise DatasetError(
+                f"{path} line {lineno}: expected {width} ';'-separated numbers ({ref}), "
+                f"got {len(cells)}"
+            )
+    try:
+        values = np.array([cells for _, cells in data], dtype=np.float64)
+    except ValueError:
+        values = np.empty((len(data), width), dtype=np.float64)
+        for i, (lineno, cells) in enumerate(data):
+            for j, cell in enumerate(cells):
+                number = _to_float(cell)
+                if number is None:
+                    hint = ""
+                    if lineno == first_line:
+                        hint = "; a header row must be all names or all wavelengths"
+                    raise DatasetError(
+                        f"{path} line {lineno}, column {j + 1}: expected a number, "
+                        f"got {cell!r}{hint}"
+                    ) from None
+                values[i, j] = number
+    bad = np.argwhere(~np.isfinite(values))
+    if bad.size:
+        i, j = (int(k) for k in bad[0])
+        raise DatasetError(
+            f"{path} line {data[i][0]}, column {j + 1}: non-finite value "
+            f"{data[i][1][j].strip()!r}; expected a finite number"
+        )
+    return values, wavelengths, [lineno for lineno, _ in data]
+
+
+def _find_role_files(folder: Path) -> dict[str, Path]:
+    found: dict[str, list[Path]] = {}
+    for entry in sorted(folder.iterdir()):
+        m = _ROLE_RE.match(entry.name)
+        if m and entry.is_file():
+            role = m.group(1).upper() + m.group(2).lower()
+            found.setdefault(role, []).append(entry)
+    for role, paths in found.items():
+        if len(paths) > 1:
+            names = ", ".join(p.name for p in paths)
+            raise DatasetError(f"{folder}: several {role} files ({names}); expected exactly one")
+    return {role: paths[0] for role, paths in found.items()}
+
+
+def load_nirs4all_folder(path: str | os.PathLike[str], name: str | None = None) -> Dataset:
+    """Load a nirs4all folder (Xcal/Ycal, optional Xval/Yval); the name defaults to the
+    folder's name. Errors name the file, the 1-based line and what was expected."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DatasetError(
+            f"{folder}: not a folder; expected a nirs4all folder holding Xcal and Ycal"
+        )
+    files = _find_role_files(folder)
+    missing = [r for r in ("Xcal", "Ycal") if r not in files]
+    if missing:
+        present = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+        raise DatasetError(
+            f"{folder}: missing {' and '.join(missing)}; expected Xcal.csv and Ycal.csv "
+            f"(optionally Xval.csv and Yval.csv, .csv.gz accepted), found {present}"
+        )
+    if ("Xval" in files) != ("Yval" in files):
+        have, lack = ("Xval", "Yval") if "Xval" in files else ("Yval", "Xval")
+        raise DatasetError(f"{folder}: {files[have].name} has no matching {lack} file")
+
+    parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    wavelengths = None
+    for x_role, y_role in (("Xcal", "Ycal"), ("Xval", "Yval")):
+        if x_role not in files:
+            continue
+        X, wl, _ = _parse_table(files[x_role], x_file=True)
+        y, _, _ = _parse_table(files[y_role], x_file=False)
+        if X.shape[0] != y.shape[0]:
+            raise DatasetError(
+                f"{files[x_role]} has {X.shape[0]} rows of spectra but {files[y_role]} has "
+                f"{y.shape[0]} rows of targets; expected one target row per spectrum"
+            )
+        parts[x_role] = (X, y[:, 0] if y.shape[1] == 1 else y)
+        if x_role == "Xcal":
+            wavelengths = wl
+        elif wl is not None and wavelengths is not None and not np.array_equal(wl, wavelengths):
+            raise DatasetError(
+                f"{files['Xval']}: header wavelengths differ from those of {files['Xcal'].name}"
+            )
+    X_cal, y_cal = parts["Xcal"]
+    if "Xval" in parts:
+        X_val, y_val = parts["Xval"]
+        if X_val.shape[1] != X_cal.shape[1]:
+            raise DatasetError(
+                f"{files['Xval']} has {X_val.shape[1]} columns but {files['Xcal']} has "
+                f"{X_cal.shape[1]}; expected the same wavelengths"
+            )
+        if y_val.shape[1:] != y_cal.shape[1:]:
+            raise DatasetError(
+                f"{files['Yval']} has a different number of target columns than {files['Ycal']}"
+            )
+    else:
+        X_val = y_val = None
+    return Dataset(
+        name or folder.resolve().name,
+        X_cal,
+        y_cal,
+        X_val,
+        y_val,
+        wavelengths=wavelengths,
+        source=str(folder),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def _format_table(values: np.ndarray, header: list[str] | None) -> bytes:
+    """`%.17g` keeps every float64 exact, so a written folder loads back to the same hash."""
+    lines = [DELIMITER.join(header)] if header is not None else []
+    matrix = values.reshape(values.shape[0], -1)
+    lines.extend(DELIMITER.join(format(v, ".17g") for v in row) for row in matrix)
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def write_nirs4all_folder(
+    dataset: Dataset,
+    path: str | os.PathLike[str],
+    *,
+    header: bool = True,
+    compress: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Write Xcal/Ycal (and Xval/Yval when the dataset has a test set) into `path`.
+
+    Refuses to mix with existing nirs4all files unless `overwrite`, which removes them all
+    (a stale Xval would otherwise be read back as this dataset's test set). Gzip output
+    carries no timestamp, so the same dataset always writes the same bytes.
+    """
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"expected a Dataset, got {type(dataset).__name__}")
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = [p for p in folder.iterdir() if _ROLE_RE.match(p.name) and p.is_file()]
+    if existing and not overwrite:
+        names = ", ".join(sorted(p.name for p in existing))
+        raise FileExistsError(f"{folder} already holds {names}; pass overwrite=True to replace")
+    for p in existing:
+        p.unlink()
+    x_header = None
+    if header:
+        x_header = (
+            [format(w, ".17g") for w in dataset.wavelengths]
+            if dataset.wavelengths is not None
+            else [f"f{i + 1}" for i in range(dataset.n_features)]
+        )
+    suffix = ".csv.gz" if compress else ".csv"
+    tables: list[tuple[str, np.ndarray, list[str] | None]] = []
+    for role, X, y in (
+        ("cal", dataset.X_train, dataset.y_train),
+        ("val", dataset.X_test, dataset.y_test),
+    ):
+        if X is None or y is None:
+            continue
+        n_targets = 1 if y.ndim == 1 else y.shape[1]
+        y_header = ["y"] if n_targets == 1 else [f"y{i + 1}" for i in range(n_targets)]
+        tables.append((f"X{role}", X, x_header))
+        tables.append((f"Y{role}", y, y_header if header else None))
+    for stem, values, head in tables:
+        data = _format_table(values, head)
+        if compress:
+            buf = io.BytesIO()
+            with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
+                gz.write(data)
+            data = buf.getvalue()
+        (folder / f"{stem}{suffix}").write_bytes(data)
+    return folder
+
+
+# --------------------------------------------------------------------------------------------
+# Normalising every accepted input form
+
+_EXPECTED = (
+    "a nirs4all folder path, a Dataset, a tuple (X, y) or (X_train, y_train, X_test, y_test), "
+    "or a list of those"
+)
+
+
+def _one(item: Any, position: int) -> Dataset:
+    if isinstance(item, Dataset):
+        return item
+    if isinstance(item, (str, os.PathLike)):
+        return load_nirs4all_folder(item)
+    if isinstance(item, tuple):
+        if item and all(isinstance(v, (str, os.PathLike, Dataset)) for v in item):
+            raise TypeError(
+                f"got a tuple of {len(item)} paths/Datasets; pass a list for several datasets"
+            )
+        if len(item) not in (2, 4):
+            raise ValueError(
+                f"got a tuple of {len(item)} items; expected (X, y) or "
+                "(X_train, y_train, X_test, y_test)"
+            )
+        name = f"dataset_{position}"
+        if len(item) == 2:
+            return Dataset(name, item[0], item[1], source="arrays")
+        return Dataset(name, item[0], item[1], item[2], item[3], source="arrays")
+    raise TypeError(f"dataset must be {_EXPECTED}; got {type(item).__name__}")
+
+
+def as_datasets(dataset: Any) -> list[Dataset]:
+    """Every accepted form of the `dataset` argument as a list of named Datasets; tuples are
+    named dataset_1, dataset_2... by position. Names must be unique (they key predictions)."""
+    if isinstance(dataset, list):
+        if not dataset:
+            raise ValueError(f"got an empty list; expected {_EXPECTED}")
+        for i, item in enumerate(dataset, start=1):
+            if isinstance(item, list) or (isinstance(item, np.ndarray) or _looks_like_array(item)):
+                raise TypeError(
+                    f"list item {i} is a {type(item).__name__}; a list holds several "
+                    "datasets, write one dataset's arrays as a tuple (X, y)"
+                )
+        datasets = [_one(item, i) for i, item in enumerate(dataset, start=1)]
+    else:
+        datasets = [_one(dataset, 1)]
+    names = [d.name for d in datasets]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(
+            f"duplicate dataset name(s) {duplicates}; expected unique names "
+            "(build Dataset(...) objects with explicit names)"
+        )
+    return datasets
+
+
+def _looks_like_array(item: Any) -> bool:
+    return hasattr(item, "__array__") and not isinstance(item, (Dataset, str, Sequence))
