@@ -486,10 +486,11 @@ def load_nirs4all_folder(path: str | os.PathLike[str], name: str | None = None) 
 
 
 def _format_table(values: np.ndarray, header: list[str] | None) -> bytes:
-    """`%.17g` keeps every float64 exact, so a written folder loads back to the same hash."""
+    """Python's shortest round-trip float repr keeps every float64 exact, so a written folder
+    loads back to the same content hash."""
     lines = [DELIMITER.join(header)] if header is not None else []
-    matrix = values.reshape(values.shape[0], -1)
-    lines.extend(DELIMITER.join(format(v, ".17g") for v in row) for row in matrix)
+    matrix = values.reshape(values.shape[0], -1).tolist()
+    lines.extend(DELIMITER.join(map(repr, row)) for row in matrix)
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -520,7 +521,7 @@ def write_nirs4all_folder(
     x_header = None
     if header:
         x_header = (
-            [format(w, ".17g") for w in dataset.wavelengths]
+            [repr(w) for w in dataset.wavelengths.tolist()]
             if dataset.wavelengths is not None
             else [f"f{i + 1}" for i in range(dataset.n_features)]
         )
@@ -540,7 +541,7 @@ def write_nirs4all_folder(
         data = _format_table(values, head)
         if compress:
             buf = io.BytesIO()
-            with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=6, mtime=0) as gz:
                 gz.write(data)
             data = buf.getvalue()
         (folder / f"{stem}{suffix}").write_bytes(data)
@@ -585,7 +586,7 @@ def as_datasets(dataset: Any) -> list[Dataset]:
         if not dataset:
             raise ValueError(f"got an empty list; expected {_EXPECTED}")
         for i, item in enumerate(dataset, start=1):
-            if isinstance(item, list) or (isinstance(item, np.ndarray) or _looks_like_array(item)):
+            if isinstance(item, list) or _looks_like_array(item):
                 raise TypeError(
                     f"list item {i} is a {type(item).__name__}; a list holds several "
                     "datasets, write one dataset's arrays as a tuple (X, y)"
@@ -604,4 +605,5 @@ def as_datasets(dataset: Any) -> list[Dataset]:
 
 
 def _looks_like_array(item: Any) -> bool:
+    """ndarray, DataFrame, Series...: array-likes that are not a tuple of arrays."""
     return hasattr(item, "__array__") and not isinstance(item, (Dataset, str, Sequence))
