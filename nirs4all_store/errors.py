@@ -17,6 +17,10 @@ class DatabaseError(StoreError):
     """A database operation failed; the message keeps the driver's explanation."""
 
 
+class ConstraintError(StoreError, ValueError):
+    """A write conflicts with stored data (a duplicate natural key, a dangling reference)."""
+
+
 class WorkspaceLockedError(StoreError):
     """Another process holds the DuckDB workspace file (one writer process per file)."""
 

@@ -98,6 +98,18 @@ def downgrade(engine: Engine, revision: str) -> None:
         command.downgrade(alembic_config(conn), revision)
 
 
+class UnversionedDatabase(Exception):
+    """The database has tables but no version table of ours (a legacy or foreign schema)."""
+
+    def __init__(self, tables: list[str]) -> None:
+        super().__init__(f"unversioned database with tables {tables}")
+        self.tables = tables
+
+
+def user_tables(conn: Connection) -> list[str]:
+    return sorted(sa.inspect(conn).get_table_names())
+
+
 def ensure_schema(
     engine: Engine,
     *,
@@ -113,6 +125,10 @@ def ensure_schema(
     """
     with engine.connect() as conn:
         revision = current_revision(conn)
+        if revision is None:
+            tables = user_tables(conn)
+            if tables:
+                raise UnversionedDatabase(tables)
     if revision == HEAD_REVISION:
         return revision
     if revision is not None and revision not in known_revisions():

@@ -1,0 +1,129 @@
+"""Units of work: one Session per transaction, retries of conflicts, error translation.
+
+Conflicting concurrent updates are normal under load (DuckDB "Conflict on update",
+PostgreSQL serialization failures and deadlocks, SQLite "database is locked"): a unit of
+work is retried a bounded number of times. Driver exceptions never reach callers: they
+become `DatabaseError` (or `ConstraintError` for integrity violations).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import ConstraintError, DatabaseError, StoreError
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 8
+
+_TRANSIENT_MARKERS = (
+    "conflict on update",
+    "conflict on tuple deletion",
+    "transactioncontext error",
+    "database is locked",
+    "could not serialize access",
+    "deadlock detected",
+    "serialization failure",
+)
+
+
+def is_driver_error(exc: BaseException) -> bool:
+    """A SQLAlchemy error or a raw driver error (DuckDB's Arrow path raises those)."""
+    if isinstance(exc, sa.exc.SQLAlchemyError):
+        return True
+    module = type(exc).__module__ or ""
+    return module.split(".")[0] in ("duckdb", "_duckdb", "sqlite3", "psycopg")
+
+
+def is_transient(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(marker in text for marker in _TRANSIENT_MARKERS)
+
+
+def is_integrity(exc: BaseException) -> bool:
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    name = type(exc).__name__
+    return name in ("ConstraintException", "IntegrityError", "UniqueViolation", "ForeignKeyViolation")
+
+
+def translate(exc: BaseException, what: str) -> StoreError:
+    """The store's own exception for a driver error (message kept, class hidden)."""
+    orig = getattr(exc, "orig", None) or exc
+    message = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    if is_integrity(exc) or is_integrity(orig):
+        return ConstraintError(f"{what} conflicts with stored data: {message}")
+    return DatabaseError(f"{what} failed: {message}")
+
+
+class UnitOfWork:
+    """Runs functions in transactions; nested calls join the thread's open transaction."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+        self._local = threading.local()
+
+    @property
+    def current(self) -> Session | None:
+        return getattr(self._local, "session", None)
+
+    @contextmanager
+    def transaction(self, what: str = "transaction") -> Iterator[Session]:
+        """An explicit transaction: everything inside commits once (or not at all)."""
+        if self.current is not None:
+            yield self.current
+            return
+        session = self.factory()
+        self._local.session = session
+        try:
+            with session.begin():
+                yield session
+        except Exception as exc:
+            if is_driver_error(exc):
+                raise translate(exc, what) from None
+            raise
+        finally:
+            self._local.session = None
+            session.close()
+
+    def run(self, fn: Callable[[Session], T], what: str, *, retry_integrity: bool = False) -> T:
+        """`fn(session)` in its own transaction (or the open one), retried on conflicts."""
+        if self.current is not None:
+            try:
+                return fn(self.current)
+            except Exception as exc:
+                if is_driver_error(exc):
+                    raise translate(exc, what) from None
+                raise
+        delay = 0.01
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            session = self.factory()
+            self._local.session = session
+            try:
+                with session.begin():
+                    return fn(session)
+            except Exception as exc:
+                if not is_driver_error(exc):
+                    raise
+                retriable = is_transient(exc) or (retry_integrity and is_integrity(exc))
+                if not retriable or attempt == MAX_ATTEMPTS:
+                    raise translate(exc, what) from None
+            finally:
+                self._local.session = None
+                session.close()
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.5)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def raw_connection(session: Session) -> Any:
+    """The driver connection behind a session (inside its transaction)."""
+    return session.connection().connection.driver_connection

@@ -1,0 +1,159 @@
+"""Workspace maintenance: `verify` (mark and check) and `vacuum` (reclaim space).
+
+verify recomputes every reference count from the chains, checks each artifact row's file
+and hash, and lists files no row claims (orphans: e.g. a crash between the atomic file write
+and the commit). vacuum on DuckDB copies the database into a fresh file and swaps it in
+with `os.replace` (VACUUM/CHECKPOINT do not shrink a DuckDB file: STACK_FACTS); the old
+file stays in place until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .artifacts import fsync_dir, sha256_file
+from .repositories import ArtifactRepository, ChainRepository
+
+if TYPE_CHECKING:
+    from .store import WorkspaceStore
+
+
+@dataclass
+class VerifyReport:
+    """What `WorkspaceStore.verify` found (and, with repair, fixed)."""
+
+    ref_count_mismatches: list[tuple[str, int, int]] = field(default_factory=list)
+    """(artifact_id, stored ref_count, references recomputed from chains)"""
+    missing_files: list[tuple[str, str]] = field(default_factory=list)
+    """(artifact_id, absolute path) of rows whose file is gone"""
+    orphan_files: list[str] = field(default_factory=list)
+    """files under artifacts/ that no row claims (relative paths)"""
+    corrupted_files: list[tuple[str, str]] = field(default_factory=list)
+    """(artifact_id, absolute path) whose bytes no longer match the recorded SHA-256"""
+    unknown_artifact_refs: list[tuple[str, str]] = field(default_factory=list)
+    """(chain_id, artifact_id) where a chain names an artifact that has no row"""
+    repaired_ref_counts: int = 0
+    removed_orphans: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong (orphans removed by repair do not count)."""
+        return not (
+            self.ref_count_mismatches
+            or self.missing_files
+            or self.corrupted_files
+            or self.unknown_artifact_refs
+            or set(self.orphan_files) - set(self.removed_orphans)
+        )
+
+    def problems(self) -> dict[str, Any]:
+        return {
+            "ref_count_mismatches": self.ref_count_mismatches,
+            "missing_files": self.missing_files,
+            "orphan_files": [o for o in self.orphan_files if o not in self.removed_orphans],
+            "corrupted_files": self.corrupted_files,
+            "unknown_artifact_refs": self.unknown_artifact_refs,
+        }
+
+
+def verify_workspace(store: WorkspaceStore, *, repair: bool, grace_seconds: float) -> VerifyReport:
+    report = VerifyReport()
+
+    def collect(session: Any) -> tuple[list[dict[str, Any]], list[tuple[str, set[str]]]]:
+        return ArtifactRepository(session).all_rows(), list(ChainRepository(session).all_references())
+
+    with store._artifact_lock.exclusive():
+        rows, chain_refs = store._run("verify", collect)
+        known = {r["artifact_id"] for r in rows}
+        expected: dict[str, int] = dict.fromkeys(known, 0)
+        for chain_id, refs in chain_refs:
+            for artifact_id in sorted(refs):
+                if artifact_id in known:
+                    expected[artifact_id] += 1
+                else:
+                    report.unknown_artifact_refs.append((chain_id, artifact_id))
+        claimed: set[str] = set()
+        for row in rows:
+            stored, want = int(row["ref_count"]), expected[row["artifact_id"]]
+            if stored != want:
+                report.ref_count_mismatches.append((row["artifact_id"], stored, want))
+            relpath = row["artifact_path"]
+            claimed.add(relpath)
+            path = store._files.path(relpath)
+            if not path.is_file():
+                report.missing_files.append((row["artifact_id"], str(path)))
+            elif sha256_file(path) != row["content_hash"]:
+                report.corrupted_files.append((row["artifact_id"], str(path)))
+        report.orphan_files = [f for f in store._files.iter_files() if f not in claimed]
+
+        if repair:
+            if report.ref_count_mismatches:
+                store._run("verify(repair)", lambda s: ArtifactRepository(s).set_counts(
+                    {aid: n for aid, n in expected.items() if n}
+                ))
+                report.repaired_ref_counts = len(report.ref_count_mismatches)
+            for relpath in report.orphan_files:
+                with contextlib.suppress(FileNotFoundError):
+                    if store._files.age_seconds(relpath) >= grace_seconds:
+                        store._files.delete(relpath)
+                        report.removed_orphans.append(relpath)
+            store._files.remove_stale_temporaries(grace_seconds)
+    return report
+
+
+def vacuum_database(store: WorkspaceStore) -> dict[str, Any]:
+    """Reclaim free space; returns sizes before/after (bytes) for embedded databases."""
+    dialect = store.engine.dialect.name
+    db_file = store.db_file
+    before = db_file.stat().st_size if db_file and db_file.exists() else None
+    started = time.perf_counter()
+    if dialect == "duckdb" and db_file is not None:
+        if not store._owns_engine:
+            raise RuntimeError("vacuum of a DuckDB engine handed in by the caller: dispose it and reopen by path")
+        store.engine.dispose()
+        compact_duckdb_file(db_file)
+    elif dialect == "sqlite":
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("VACUUM")
+    else:
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM (ANALYZE)")
+    after = db_file.stat().st_size if db_file and db_file.exists() else None
+    return {"before_bytes": before, "after_bytes": after, "seconds": time.perf_counter() - started}
+
+
+def compact_duckdb_file(db_file: Path) -> None:
+    """Copy every table/view of `db_file` into a fresh file and swap it in atomically.
+
+    The caller must have closed every connection to the file. A crash before the
+    `os.replace` leaves the old file untouched (and a `.vacuum` file the next vacuum
+    overwrites); after it, the new complete file.
+    """
+    import duckdb
+
+    tmp = db_file.with_name(db_file.name + ".vacuum")
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+    con = duckdb.connect(str(tmp))
+    try:
+        new_catalog = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+        con.execute(f"ATTACH '{_sql_path(db_file)}' AS n4a_old (READ_ONLY)")
+        con.execute(f'COPY FROM DATABASE n4a_old TO "{new_catalog}"')
+        con.execute("DETACH n4a_old")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, db_file)
+    fsync_dir(db_file.parent)
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")

@@ -1,0 +1,154 @@
+"""Data access for artifact rows and their reference counts (files: `..artifacts`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..models import Artifact
+from ..types import utcnow
+from .base import rows_to_arrow
+
+T = Artifact.__table__
+
+_ID_NAMESPACE = uuid.UUID("6f1c1d52-3d4e-4b8a-9a51-4e1f0c2b7a10")
+
+
+def artifact_id_for(content_hash: str, fmt: str) -> str:
+    """Deterministic UUID of some bytes: two processes saving them agree on one id/row."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{content_hash}:{fmt}"))
+
+
+class ArtifactRepository:
+    """Artifact rows: where the bytes are, their hash, and how many chains use them."""
+
+    table = T
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, artifact_id: str) -> dict[str, Any] | None:
+        row = self.session.execute(sa.select(T).where(T.c.artifact_id == artifact_id)).first()
+        return dict(row._mapping) if row else None
+
+    def find_by_hash(self, content_hash: str, fmt: str) -> dict[str, Any] | None:
+        query = (
+            sa.select(T)
+            .where(T.c.content_hash == content_hash, T.c.format == fmt)
+            .order_by(T.c.created_at, T.c.artifact_id)
+            .limit(1)
+        )
+        row = self.session.execute(query).first()
+        return dict(row._mapping) if row else None
+
+    def insert(
+        self,
+        *,
+        artifact_id: str,
+        artifact_path: str,
+        content_hash: str,
+        operator_class: str | None,
+        artifact_type: str | None,
+        fmt: str,
+        size_bytes: int,
+    ) -> None:
+        self.session.execute(
+            sa.insert(T).values(
+                artifact_id=artifact_id,
+                artifact_path=artifact_path,
+                content_hash=content_hash,
+                operator_class=operator_class,
+                artifact_type=artifact_type,
+                format=fmt,
+                size_bytes=size_bytes,
+                ref_count=0,
+                created_at=utcnow(),
+                referenced_at=None,
+            )
+        )
+
+    def renew_unreferenced(self, artifact_id: str) -> None:
+        """A re-save of bytes nobody references: protect them again like a new save."""
+        self.session.execute(
+            sa.update(T)
+            .where(T.c.artifact_id == artifact_id, T.c.ref_count <= 0)
+            .values(referenced_at=None, created_at=utcnow())
+        )
+
+    def missing(self, artifact_ids: Iterable[str]) -> list[str]:
+        from .base import missing_ids
+
+        return missing_ids(self.session, T.c.artifact_id, artifact_ids)
+
+    def adjust(self, deltas: Mapping[str, int]) -> int:
+        """Add `delta` to each artifact's ref_count: one UPDATE per distinct delta.
+
+        Returns how many rows were updated (callers compare it with what they expected)."""
+        by_delta: dict[int, list[str]] = defaultdict(list)
+        for artifact_id, delta in deltas.items():
+            if delta:
+                by_delta[delta].append(artifact_id)
+        now = utcnow()
+        updated = 0
+        for delta, ids in by_delta.items():
+            values: dict[str, Any] = {"ref_count": T.c.ref_count + delta}
+            if delta > 0:
+                values["referenced_at"] = sa.func.coalesce(T.c.referenced_at, now)
+            for start in range(0, len(ids), 5000):
+                chunk = ids[start : start + 5000]
+                result = self.session.execute(sa.update(T).where(T.c.artifact_id.in_(chunk)).values(**values))
+                updated += result.rowcount or 0
+        return updated
+
+    def set_counts(self, counts: Mapping[str, int]) -> None:
+        """Force ref_count values (repair); artifacts absent from `counts` get 0."""
+        self.session.execute(sa.update(T).where(T.c.ref_count != 0).values(ref_count=0))
+        by_count: dict[int, list[str]] = defaultdict(list)
+        for artifact_id, count in counts.items():
+            by_count[count].append(artifact_id)
+        now = utcnow()
+        for count, ids in by_count.items():
+            self.session.execute(
+                sa.update(T)
+                .where(T.c.artifact_id.in_(ids))
+                .values(ref_count=count, referenced_at=sa.func.coalesce(T.c.referenced_at, now))
+            )
+
+    def unreferenced(self, ids: Iterable[str] | None = None, *, young_cutoff: dt.datetime | None = None) -> list[dict[str, Any]]:
+        """Rows with ref_count <= 0; never-referenced ones newer than `young_cutoff` are spared."""
+        query = sa.select(T.c.artifact_id, T.c.artifact_path, T.c.content_hash).where(T.c.ref_count <= 0)
+        if ids is not None:
+            query = query.where(T.c.artifact_id.in_(list(ids)))
+        if young_cutoff is not None:
+            query = query.where(sa.or_(T.c.referenced_at.is_not(None), T.c.created_at < young_cutoff))
+        return [dict(r._mapping) for r in self.session.execute(query.order_by(T.c.artifact_id)).all()]
+
+    def delete(self, artifact_ids: Iterable[str]) -> int:
+        ids = list(artifact_ids)
+        deleted = 0
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            deleted += self.session.execute(sa.delete(T).where(T.c.artifact_id.in_(chunk))).rowcount or 0
+        return deleted
+
+    def paths_in_use(self, paths: Iterable[str]) -> set[str]:
+        wanted = list(set(paths))
+        if not wanted:
+            return set()
+        query = sa.select(T.c.artifact_path).where(T.c.artifact_path.in_(wanted))
+        return set(self.session.execute(query).scalars())
+
+    def all_rows(self) -> list[dict[str, Any]]:
+        query = sa.select(T.c.artifact_id, T.c.artifact_path, T.c.content_hash, T.c.ref_count)
+        return [dict(r._mapping) for r in self.session.execute(query.order_by(T.c.artifact_id)).all()]
+
+    def list(self) -> pa.Table:
+        query = sa.select(T).order_by(T.c.created_at, T.c.artifact_id)
+        return rows_to_arrow(list(T.columns), self.session.execute(query).all())

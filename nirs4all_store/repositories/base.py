@@ -1,0 +1,170 @@
+"""Helpers shared by the repositories: ids, input validation, rows to dicts and Arrow tables.
+
+Repositories work over a caller's `Session` and never commit: the caller (the
+`WorkspaceStore` facade or an application with its own Session) owns the transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..types import Float64Array, JSONValue, UTCDateTime, sanitize_json, to_utc_naive
+
+RUN_STATUSES = ("running", "completed", "failed")
+PIPELINE_STATUSES = ("running", "completed", "failed")
+PARTITIONS = ("train", "val", "test")
+TASK_TYPES = ("regression", "classification")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+FOLD_STRATEGIES = ("per_fold", "shared")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def check_id(field: str, value: Any, *, optional: bool = False) -> str | None:
+    """Ids are non-empty strings; NaN, numbers and blanks are refused by name."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value.strip() or value.strip().lower() == "nan":
+        raise ValueError(f"{field} must be a non-empty id string, got {value!r}")
+    return value
+
+
+def check_choice(field: str, value: Any, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{field} must be one of {list(allowed)}, got {value!r}")
+    return str(value)
+
+
+def check_text(field: str, value: Any, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{field} must be a string, got {type(value).__name__}: {value!r}")
+    return value
+
+
+def check_number(field: str, value: Any, *, optional: bool = True) -> float | None:
+    """A real number (NaN allowed: a missing score); bools and strings are refused."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{field} must be a number, got {type(value).__name__}: {value!r}")
+    return float(value)
+
+
+def check_int(field: str, value: Any, *, optional: bool = True) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and math.isfinite(value) and value == int(value):
+            return int(value)
+        raise TypeError(f"{field} must be an integer, got {type(value).__name__}: {value!r}")
+    return int(value)
+
+
+def check_json(field: str, value: Any) -> Any:
+    """A JSON-serialisable value (NaN/inf become null); TypeError names the field."""
+    if value is None:
+        return None
+    clean = sanitize_json(value)
+    try:
+        json.dumps(clean, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{field} is not JSON-serialisable: {exc}") from None
+    return clean
+
+
+def as_float_array(field: str, value: Any, *, ndim: int = 1, optional: bool = True) -> np.ndarray | None:
+    if value is None and optional:
+        return None
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{field} must be numeric, got {type(value).__name__}: {exc}") from None
+    if ndim == 1 and arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != ndim:
+        raise ValueError(f"{field} must be {ndim}-D, got shape {arr.shape}")
+    return arr
+
+
+def as_index_array(field: str, value: Any) -> np.ndarray | None:
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise ValueError(f"{field} must be a 1-D integer array, got dtype {arr.dtype}, shape {arr.shape}")
+    return arr.astype(np.int64)
+
+
+def missing_ids(session: Session, column: sa.Column[Any], ids: Iterable[str]) -> list[str]:
+    """Which of `ids` have no row (one query per batch, not per id)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    found: set[str] = set()
+    for start in range(0, len(wanted), 5000):
+        chunk = wanted[start : start + 5000]
+        found.update(session.execute(sa.select(column).where(column.in_(chunk))).scalars())
+    return [value for value in wanted if value not in found]
+
+
+def row_dict(table: sa.Table, row: sa.Row[Any] | None) -> dict[str, Any] | None:
+    """A plain dict of a row (JSON decoded by the column types); None stays None."""
+    if row is None:
+        return None
+    return dict(row._mapping)
+
+
+def arrow_type(column: sa.Column[Any]) -> pa.DataType:
+    col_type = column.type
+    if isinstance(col_type, UTCDateTime):
+        return pa.timestamp("us", tz="UTC")
+    if isinstance(col_type, JSONValue):
+        return pa.string()
+    if isinstance(col_type, Float64Array):
+        item = pa.int64() if col_type.dtype.kind == "i" else pa.float64()
+        return pa.list_(pa.list_(item)) if col_type.ndim == 2 else pa.list_(item)
+    if isinstance(col_type, (sa.Double, sa.Float)):
+        return pa.float64()
+    if isinstance(col_type, (sa.Integer, sa.BigInteger)):
+        return pa.int64()
+    return pa.string()
+
+
+def _arrow_value(column: sa.Column[Any], value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(column.type, JSONValue):
+        return json.dumps(value, allow_nan=False)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def rows_to_arrow(columns: Sequence[sa.Column[Any]], rows: Sequence[Sequence[Any]], names: Sequence[str] | None = None) -> pa.Table:
+    """A pyarrow Table of `rows` with a schema taken from the columns' types.
+
+    JSON columns become JSON text (one type per column whatever the documents hold).
+    """
+    names = list(names or [c.name for c in columns])
+    arrays = []
+    for idx, column in enumerate(columns):
+        arrays.append(pa.array([_arrow_value(column, row[idx]) for row in rows], type=arrow_type(column)))
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def utc_naive(value: dt.datetime) -> dt.datetime:
+    return to_utc_naive(value)

@@ -1,0 +1,129 @@
+"""Data access for chains (a fitted preprocessing-to-model path and its artifacts)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..models import Chain
+from ..types import utcnow
+from .base import FOLD_STRATEGIES, check_choice, check_id, check_int, check_json, check_text, new_id, rows_to_arrow
+
+T = Chain.__table__
+
+
+def artifact_refs(fold_artifacts: Any, shared_artifacts: Any) -> set[str]:
+    """The distinct artifact ids a chain references (a value may be one id or a list)."""
+    refs: set[str] = set()
+    for mapping in (fold_artifacts, shared_artifacts):
+        if not mapping:
+            continue
+        for value in mapping.values():
+            if isinstance(value, str):
+                refs.add(value)
+            elif isinstance(value, (list, tuple)):
+                refs.update(v for v in value if isinstance(v, str))
+    return refs
+
+
+def _check_artifact_map(field: str, value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError(f"{field} must be a dict of id -> artifact id(s), got {type(value).__name__}")
+    for key, ids in value.items():
+        items = ids if isinstance(ids, (list, tuple)) else [ids]
+        for item in items:
+            if not isinstance(item, str) or not item:
+                raise TypeError(f"{field}[{key!r}] must be an artifact id or a list of ids, got {ids!r}")
+    return {str(k): (list(v) if isinstance(v, (list, tuple)) else v) for k, v in value.items()}
+
+
+class ChainRepository:
+    """Chains and the artifact references they hold."""
+
+    table = T
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(
+        self,
+        pipeline_id: str,
+        steps: list[Any],
+        model_step_idx: int,
+        model_class: str,
+        preprocessings: str | None = "",
+        fold_strategy: str = "per_fold",
+        fold_artifacts: dict[str, Any] | None = None,
+        shared_artifacts: dict[str, Any] | None = None,
+        branch_path: Any = None,
+        source_index: int | None = None,
+        model_name: str | None = None,
+        metric: str | None = None,
+        task_type: str | None = None,
+        dataset_name: str | None = None,
+        *,
+        chain_id: str | None = None,
+    ) -> tuple[str, set[str]]:
+        """Insert a chain; returns its id and the artifact ids it references."""
+        if not isinstance(steps, list):
+            raise TypeError(f"steps must be a list, got {type(steps).__name__}")
+        values = {
+            "chain_id": check_id("chain_id", chain_id) if chain_id else new_id(),
+            "pipeline_id": check_id("pipeline_id", pipeline_id),
+            "steps": check_json("steps", steps),
+            "model_step_idx": check_int("model_step_idx", model_step_idx, optional=False),
+            "model_class": check_text("model_class", model_class),
+            "preprocessings": check_text("preprocessings", preprocessings, optional=True),
+            "fold_strategy": check_choice("fold_strategy", fold_strategy, FOLD_STRATEGIES),
+            "fold_artifacts": _check_artifact_map("fold_artifacts", fold_artifacts),
+            "shared_artifacts": _check_artifact_map("shared_artifacts", shared_artifacts),
+            "branch_path": check_json("branch_path", branch_path),
+            "source_index": check_int("source_index", source_index),
+            "model_name": check_text("model_name", model_name, optional=True),
+            "metric": check_text("metric", metric, optional=True),
+            "task_type": check_text("task_type", task_type, optional=True),
+            "dataset_name": check_text("dataset_name", dataset_name, optional=True),
+            "created_at": utcnow(),
+        }
+        self.session.execute(sa.insert(T).values(**values))
+        return values["chain_id"], artifact_refs(values["fold_artifacts"], values["shared_artifacts"])
+
+    def exists(self, chain_id: str) -> bool:
+        return self.session.execute(sa.select(T.c.chain_id).where(T.c.chain_id == chain_id)).first() is not None
+
+    def get(self, chain_id: str) -> dict[str, Any] | None:
+        check_id("chain_id", chain_id)
+        row = self.session.execute(sa.select(T).where(T.c.chain_id == chain_id)).first()
+        return dict(row._mapping) if row else None
+
+    def for_pipeline(self, pipeline_id: str) -> pa.Table:
+        query = sa.select(T).where(T.c.pipeline_id == pipeline_id).order_by(T.c.created_at, T.c.chain_id)
+        return rows_to_arrow(list(T.columns), self.session.execute(query).all())
+
+    def ids_of_pipelines(self, pipeline_ids: sa.Select[Any]) -> sa.Select[Any]:
+        return sa.select(T.c.chain_id).where(T.c.pipeline_id.in_(pipeline_ids))
+
+    def reference_counts(self, chain_ids: sa.Select[Any] | None = None) -> Counter[str]:
+        """How many of the selected chains (all chains when None) reference each artifact."""
+        query = sa.select(T.c.fold_artifacts, T.c.shared_artifacts)
+        if chain_ids is not None:
+            query = query.where(T.c.chain_id.in_(chain_ids))
+        counts: Counter[str] = Counter()
+        for fold, shared in self.session.execute(query).all():
+            counts.update(artifact_refs(fold, shared))
+        return counts
+
+    def all_references(self) -> Iterable[tuple[str, set[str]]]:
+        query = sa.select(T.c.chain_id, T.c.fold_artifacts, T.c.shared_artifacts)
+        for chain_id, fold, shared in self.session.execute(query).all():
+            yield chain_id, artifact_refs(fold, shared)
+
+    def delete_of_pipelines(self, pipeline_ids: sa.Select[Any]) -> int:
+        return self.session.execute(sa.delete(T).where(T.c.pipeline_id.in_(pipeline_ids))).rowcount or 0

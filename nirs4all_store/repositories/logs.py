@@ -1,0 +1,89 @@
+"""Data access for step logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..models import Log, Pipeline
+from ..types import utcnow
+from .base import LOG_LEVELS, check_choice, check_id, check_int, check_json, check_number, check_text, new_id, rows_to_arrow
+
+T = Log.__table__
+P = Pipeline.__table__
+
+
+class LogRepository:
+    """Step logs of pipelines (durations, warnings, errors)."""
+
+    table = T
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(
+        self,
+        pipeline_id: str,
+        step_idx: int,
+        operator_class: str | None,
+        event: str,
+        duration_ms: float | None = 0.0,
+        message: str | None = None,
+        details: Any = None,
+        level: str = "info",
+    ) -> str:
+        values = {
+            "log_id": new_id(),
+            "pipeline_id": check_id("pipeline_id", pipeline_id),
+            "step_idx": check_int("step_idx", step_idx, optional=False),
+            "operator_class": check_text("operator_class", operator_class, optional=True),
+            "event": check_text("event", event),
+            "duration_ms": check_number("duration_ms", duration_ms),
+            "message": check_text("message", message, optional=True),
+            "details": check_json("details", details),
+            "level": check_choice("level", level, LOG_LEVELS),
+            "created_at": utcnow(),
+        }
+        self.session.execute(sa.insert(T).values(**values))
+        return values["log_id"]
+
+    def for_pipeline(self, pipeline_id: str) -> pa.Table:
+        query = sa.select(T).where(T.c.pipeline_id == pipeline_id)
+        query = query.order_by(T.c.created_at, T.c.step_idx, T.c.log_id)
+        return rows_to_arrow(list(T.columns), self.session.execute(query).all())
+
+    def run_summary(self, run_id: str) -> pa.Table:
+        """One row per pipeline of the run: total duration, step count, warnings, errors."""
+        is_level = lambda level: sa.func.coalesce(  # noqa: E731
+            sa.func.sum(sa.case((T.c.level == level, 1), else_=0)), 0
+        )
+        query = (
+            sa.select(
+                P.c.pipeline_id,
+                P.c.name,
+                P.c.status,
+                P.c.dataset_name,
+                sa.func.coalesce(sa.func.sum(T.c.duration_ms), 0.0).label("total_duration_ms"),
+                sa.func.count(sa.distinct(T.c.step_idx)).label("step_count"),
+                sa.func.count(T.c.log_id).label("log_count"),
+                is_level("warning").label("warning_count"),
+                is_level("error").label("error_count"),
+            )
+            .select_from(P.outerjoin(T, T.c.pipeline_id == P.c.pipeline_id))
+            .where(P.c.run_id == run_id)
+            .group_by(P.c.pipeline_id, P.c.name, P.c.status, P.c.dataset_name, P.c.created_at)
+            .order_by(P.c.created_at, P.c.pipeline_id)
+        )
+        rows = self.session.execute(query).all()
+        names = ["pipeline_id", "name", "status", "dataset_name", "total_duration_ms",
+                 "step_count", "log_count", "warning_count", "error_count"]
+        types = [pa.string()] * 4 + [pa.float64()] + [pa.int64()] * 4
+        return pa.Table.from_arrays(
+            [pa.array([row[i] for row in rows], type=t) for i, t in enumerate(types)], names=names
+        )
+
+    def delete_of_pipelines(self, pipeline_ids: sa.Select[Any]) -> int:
+        return self.session.execute(sa.delete(T).where(T.c.pipeline_id.in_(pipeline_ids))).rowcount or 0

@@ -1,0 +1,133 @@
+"""Data access for pipelines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..models import Pipeline
+from ..types import utcnow
+from .base import (
+    PIPELINE_STATUSES,
+    check_choice,
+    check_id,
+    check_json,
+    check_number,
+    check_text,
+    new_id,
+    rows_to_arrow,
+)
+
+T = Pipeline.__table__
+
+
+class PipelineRepository:
+    """Pipelines: one expanded configuration of a run on one dataset."""
+
+    table = T
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(
+        self,
+        run_id: str,
+        name: str,
+        expanded_config: Any = None,
+        generator_choices: Any = None,
+        dataset_name: str = "",
+        dataset_hash: str | None = None,
+        *,
+        pipeline_id: str | None = None,
+    ) -> str:
+        check_id("run_id", run_id)
+        check_text("name", name)
+        check_text("dataset_name", dataset_name)
+        check_text("dataset_hash", dataset_hash, optional=True)
+        values = {
+            "pipeline_id": check_id("pipeline_id", pipeline_id) if pipeline_id else new_id(),
+            "run_id": run_id,
+            "name": name,
+            "expanded_config": check_json("expanded_config", expanded_config),
+            "generator_choices": check_json("generator_choices", generator_choices),
+            "dataset_name": dataset_name,
+            "dataset_hash": dataset_hash,
+            "status": "running",
+            "created_at": utcnow(),
+        }
+        self.session.execute(sa.insert(T).values(**values))
+        return values["pipeline_id"]
+
+    def exists(self, pipeline_id: str) -> bool:
+        query = sa.select(T.c.pipeline_id).where(T.c.pipeline_id == pipeline_id)
+        return self.session.execute(query).first() is not None
+
+    def require(self, pipeline_id: str) -> None:
+        check_id("pipeline_id", pipeline_id)
+        if not self.exists(pipeline_id):
+            raise KeyError(f"unknown pipeline_id {pipeline_id!r}")
+
+    def complete(
+        self,
+        pipeline_id: str,
+        best_val: float | None,
+        best_test: float | None,
+        metric: str | None,
+        duration_ms: float | None,
+    ) -> None:
+        values = {
+            "status": "completed",
+            "best_val": check_number("best_val", best_val),
+            "best_test": check_number("best_test", best_test),
+            "metric": check_text("metric", metric, optional=True),
+            "duration_ms": check_number("duration_ms", duration_ms),
+            "completed_at": utcnow(),
+        }
+        self.require(pipeline_id)
+        self.session.execute(sa.update(T).where(T.c.pipeline_id == pipeline_id).values(**values))
+
+    def fail(self, pipeline_id: str, error: str) -> None:
+        check_text("error", error)
+        self.require(pipeline_id)
+        self.session.execute(
+            sa.update(T)
+            .where(T.c.pipeline_id == pipeline_id)
+            .values(status="failed", error=error, completed_at=utcnow())
+        )
+
+    def get(self, pipeline_id: str) -> dict[str, Any] | None:
+        check_id("pipeline_id", pipeline_id)
+        row = self.session.execute(sa.select(T).where(T.c.pipeline_id == pipeline_id)).first()
+        return dict(row._mapping) if row else None
+
+    def list(
+        self,
+        *,
+        run_id: str | None = None,
+        dataset_name: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> pa.Table:
+        """Newest first (ties broken by id so pages are stable)."""
+        query = sa.select(T)
+        if run_id is not None:
+            query = query.where(T.c.run_id == run_id)
+        if dataset_name is not None:
+            query = query.where(T.c.dataset_name == dataset_name)
+        if status is not None:
+            query = query.where(T.c.status == check_choice("status", status, PIPELINE_STATUSES))
+        query = query.order_by(T.c.created_at.desc(), T.c.pipeline_id.desc()).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        return rows_to_arrow(list(T.columns), self.session.execute(query).all())
+
+    def ids_of_run(self, run_id: str) -> sa.Select[Any]:
+        """A subquery of the run's pipeline ids, for set-based deletes."""
+        return sa.select(T.c.pipeline_id).where(T.c.run_id == run_id)
+
+    def delete_of_run(self, run_id: str) -> int:
+        return self.session.execute(sa.delete(T).where(T.c.run_id == run_id)).rowcount or 0

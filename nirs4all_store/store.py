@@ -1,0 +1,634 @@
+"""`WorkspaceStore`: the facade that composes repositories in units of work.
+
+A workspace is a folder: `store.duckdb` (or a database URL), `artifacts/` (content-addressed
+files), `exports/` (created on explicit export only). Every public method runs in one
+transaction, or joins the one opened by `store.transaction()`. Cross-aggregate rules
+(reference counts, cascading deletes) live here, set-based, inside one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import artifacts as files
+from .db import engine as engines
+from .db import migrate
+from .db.session import UnitOfWork
+from .locks import ArtifactLock
+from .maintenance import VerifyReport, vacuum_database, verify_workspace
+from .repositories import (
+    ArtifactRepository,
+    ChainRepository,
+    LogRepository,
+    PipelineRepository,
+    PredictionRepository,
+    RunRepository,
+)
+from .repositories.artifacts import artifact_id_for
+from .repositories.base import check_id
+from .repositories.chains import artifact_refs
+from .repositories.predictions import validate_arrays, validate_prediction
+from .types import utcnow
+
+ARTIFACTS_DIRNAME = "artifacts"
+EXPORTS_DIRNAME = "exports"
+
+
+class WorkspaceStore:
+    """Persistence of runs, pipelines, chains, predictions, arrays, artifacts and logs.
+
+    `WorkspaceStore("workspace")` opens (creating if needed) a DuckDB workspace folder.
+    `url=` (or the NIRS4ALL_STORE_URL environment variable) puts the database on SQLite or
+    PostgreSQL instead, with artifacts still in the folder; an `Engine` can be handed in
+    too. Tabular results are `pyarrow.Table`s (zero-copy to polars/pandas); single records
+    are plain dicts. Use it as a context manager or call `close()`.
+    """
+
+    def __init__(
+        self,
+        workspace: str | os.PathLike[str] | URL | Engine | None = None,
+        *,
+        url: str | URL | Engine | None = None,
+        artifacts_dir: str | os.PathLike[str] | None = None,
+        lock_timeout: float = 10.0,
+        hold_lock: bool = True,
+    ) -> None:
+        if workspace is not None and engines.looks_like_url(workspace):
+            if url is not None:
+                raise ValueError("give the database either as workspace or as url=, not both")
+            url, workspace = workspace, None  # type: ignore[assignment]
+        if url is None:
+            url = engines.url_from_env()
+        if workspace is None and artifacts_dir is None:
+            raise ValueError(
+                "a workspace folder is needed for artifacts: pass WorkspaceStore(path, url=...) "
+                "or artifacts_dir=..."
+            )
+        self.path = Path(workspace).expanduser().resolve() if workspace is not None else None
+        self.artifacts_path = (
+            Path(artifacts_dir).expanduser().resolve()
+            if artifacts_dir is not None
+            else self.path / ARTIFACTS_DIRNAME  # type: ignore[operator]
+        )
+        if self.path is not None:
+            if self.path.exists() and not self.path.is_dir():
+                raise NotADirectoryError(f"workspace path {self.path} exists and is not a folder")
+            self.path.mkdir(parents=True, exist_ok=True)
+        self.artifacts_path.mkdir(parents=True, exist_ok=True)
+        self.lock_timeout = float(lock_timeout)
+        self.hold_lock = bool(hold_lock)
+        self._files = files.ArtifactFiles(self.artifacts_path)
+        self._artifact_lock = ArtifactLock(self.path or self.artifacts_path)
+        self._owns_engine = not isinstance(url, Engine)
+        self._closed = False
+        self.engine = self._open_engine(url)
+        self._uow = UnitOfWork(sessionmaker(self.engine, expire_on_commit=False))
+
+    # -- opening -------------------------------------------------------------------------
+    @property
+    def url(self) -> URL:
+        return self.engine.url
+
+    @property
+    def db_file(self) -> Path | None:
+        return engines.database_file(self.engine.url)
+
+    def _open_engine(self, url: str | URL | Engine | None) -> Engine:
+        if isinstance(url, Engine):
+            engine = url
+        else:
+            if url is None:
+                url = engines.duckdb_url(self.path / engines.DB_FILENAME)  # type: ignore[operator]
+                try:  # TODO(lead): drop the guard once legacy.py has landed
+                    from .legacy import recover_interrupted_adoption
+                except ImportError:
+                    pass
+                else:
+                    recover_interrupted_adoption(self.path)  # type: ignore[arg-type]
+            engine = engines.create_store_engine(url, lock_timeout=self.lock_timeout, hold_lock=self.hold_lock)
+        try:
+            self._ensure_schema(engine)
+        except BaseException:
+            if self._owns_engine:
+                engine.dispose()
+            raise
+        return engine
+
+    def _ensure_schema(self, engine: Engine) -> None:
+        described = str(engines.database_file(engine.url) or engine.url.render_as_string(hide_password=True))
+        server = engines.is_server(engine.url)
+        try:
+            migrate.ensure_schema(
+                engine,
+                implicit_upgrade=not server,
+                before_upgrade=lambda rev: self._backup_before_upgrade(engine, rev),
+                describe=described,
+            )
+        except migrate.UnversionedDatabase as found:
+            db_file = engines.database_file(engine.url)
+            if engine.dialect.name != "duckdb" or db_file is None or not self._owns_engine:
+                from .errors import UnknownSchemaError
+
+                raise UnknownSchemaError(
+                    f"{described} holds tables {sorted(found.tables)} but no nirs4all-store "
+                    "schema version: refusing to write into it"
+                ) from None
+            engine.dispose()
+            from .legacy import adopt_legacy_workspace
+
+            adopt_legacy_workspace(db_file.parent if self.path is None else self.path)
+            engine.dispose()
+            migrate.ensure_schema(engine, implicit_upgrade=True, describe=described)
+        except Exception as exc:
+            from .db.session import is_driver_error, translate
+
+            if is_driver_error(exc):
+                raise translate(exc, f"opening {described}") from None
+            raise
+
+    def _backup_before_upgrade(self, engine: Engine, revision: str) -> None:
+        """Copy an embedded database file before migrating it (`store.duckdb.bak-<rev>`)."""
+        db_file = engines.database_file(engine.url)
+        if db_file is None or not db_file.exists():
+            return
+        backup = db_file.with_name(f"{db_file.name}.bak-{revision}")
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                conn.exec_driver_sql("VACUUM INTO ?", (str(backup),))
+            return
+        engine.dispose()  # DuckDB writes its WAL into the file on close
+        tmp = backup.with_name(backup.name + ".tmp")
+        shutil.copyfile(db_file, tmp)
+        os.replace(tmp, backup)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the database (and its file lock); closing twice is fine."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def __enter__(self) -> WorkspaceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = self.path or self.engine.url.render_as_string(hide_password=True)
+        return f"WorkspaceStore({str(where)!r})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            from .errors import StoreError
+
+            raise StoreError("this WorkspaceStore is closed")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """Group many calls into one commit (all or nothing); yields the Session."""
+        self._check_open()
+        with self._uow.transaction() as session:
+            yield session
+
+    def _run(self, what: str, fn: Any, **kw: Any) -> Any:
+        self._check_open()
+        return self._uow.run(fn, what, **kw)
+
+    # -- runs ----------------------------------------------------------------------------
+    def begin_run(self, name: str, config: Any = None, datasets: Any = None) -> str:
+        """Start a run (status 'running'); returns its id."""
+        return self._run("begin_run", lambda s: RunRepository(s).create(name, config, datasets))
+
+    def complete_run(self, run_id: str, summary: Any = None) -> None:
+        self._run("complete_run", lambda s: RunRepository(s).finish(run_id, "completed", summary=summary))
+
+    def fail_run(self, run_id: str, error: str) -> None:
+        self._run("fail_run", lambda s: RunRepository(s).finish(run_id, "failed", error=error))
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        return self._run("get_run", lambda s: RunRepository(s).get(run_id))
+
+    def list_runs(
+        self, status: str | None = None, name: str | None = None, limit: int | None = 100, offset: int = 0
+    ) -> pa.Table:
+        """Runs, newest first."""
+        return self._run("list_runs", lambda s: RunRepository(s).list(status=status, name=name, limit=limit, offset=offset))
+
+    # -- pipelines -----------------------------------------------------------------------
+    def begin_pipeline(
+        self,
+        run_id: str,
+        name: str,
+        expanded_config: Any = None,
+        generator_choices: Any = None,
+        dataset_name: str = "",
+        dataset_hash: str | None = None,
+    ) -> str:
+        """Start a pipeline of a run; KeyError for an unknown run."""
+
+        def work(s: Session) -> str:
+            RunRepository(s).require(run_id)
+            return PipelineRepository(s).create(run_id, name, expanded_config, generator_choices, dataset_name, dataset_hash)
+
+        return self._run("begin_pipeline", work)
+
+    def complete_pipeline(
+        self,
+        pipeline_id: str,
+        best_val: float | None = None,
+        best_test: float | None = None,
+        metric: str | None = None,
+        duration_ms: float | None = None,
+    ) -> None:
+        self._run("complete_pipeline", lambda s: PipelineRepository(s).complete(pipeline_id, best_val, best_test, metric, duration_ms))
+
+    def fail_pipeline(self, pipeline_id: str, error: str) -> None:
+        """Mark a pipeline failed; its predictions, chains and logs go, references released."""
+
+        def work(s: Session) -> None:
+            pipelines = PipelineRepository(s)
+            pipelines.require(pipeline_id)
+            self._delete_pipeline_data(s, sa.select(sa.literal(pipeline_id)))
+            pipelines.fail(pipeline_id, error)
+
+        self._run("fail_pipeline", work)
+
+    def get_pipeline(self, pipeline_id: str) -> dict[str, Any] | None:
+        return self._run("get_pipeline", lambda s: PipelineRepository(s).get(pipeline_id))
+
+    def list_pipelines(
+        self,
+        run_id: str | None = None,
+        dataset_name: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> pa.Table:
+        """Pipelines, newest first."""
+        return self._run(
+            "list_pipelines",
+            lambda s: PipelineRepository(s).list(run_id=run_id, dataset_name=dataset_name, status=status, limit=limit, offset=offset),
+        )
+
+    # -- chains --------------------------------------------------------------------------
+    def save_chain(
+        self,
+        pipeline_id: str,
+        steps: list[Any],
+        model_step_idx: int,
+        model_class: str,
+        preprocessings: str | None = "",
+        fold_strategy: str = "per_fold",
+        fold_artifacts: dict[str, Any] | None = None,
+        shared_artifacts: dict[str, Any] | None = None,
+        branch_path: Any = None,
+        source_index: int | None = None,
+        model_name: str | None = None,
+        metric: str | None = None,
+        task_type: str | None = None,
+        dataset_name: str | None = None,
+    ) -> str:
+        """Record a chain and take one reference on each distinct artifact it names."""
+
+        def work(s: Session) -> str:
+            PipelineRepository(s).require(pipeline_id)
+            chain_id, refs = ChainRepository(s).create(
+                pipeline_id, steps, model_step_idx, model_class, preprocessings, fold_strategy,
+                fold_artifacts, shared_artifacts, branch_path, source_index, model_name, metric,
+                task_type, dataset_name,
+            )
+            artifacts = ArtifactRepository(s)
+            missing = artifacts.missing(refs)
+            if missing:
+                raise KeyError(f"unknown artifact id(s) {missing} in chain of pipeline {pipeline_id!r}")
+            updated = artifacts.adjust(dict.fromkeys(refs, 1))
+            if updated != len(refs):  # a concurrent gc removed one between check and update
+                raise KeyError(f"artifact(s) of chain of pipeline {pipeline_id!r} were deleted concurrently")
+            return chain_id
+
+        return self._run("save_chain", work)
+
+    def get_chain(self, chain_id: str) -> dict[str, Any] | None:
+        return self._run("get_chain", lambda s: ChainRepository(s).get(chain_id))
+
+    def get_chains_for_pipeline(self, pipeline_id: str) -> pa.Table:
+        return self._run("get_chains_for_pipeline", lambda s: ChainRepository(s).for_pipeline(pipeline_id))
+
+    # -- predictions ---------------------------------------------------------------------
+    def save_prediction(
+        self,
+        pipeline_id: str,
+        chain_id: str | None,
+        dataset_name: str,
+        model_name: str,
+        model_class: str,
+        fold_id: str,
+        partition: str,
+        val_score: float | None = None,
+        test_score: float | None = None,
+        train_score: float | None = None,
+        metric: str = "rmse",
+        task_type: str = "regression",
+        n_samples: int | None = None,
+        n_features: int | None = None,
+        scores: Any = None,
+        best_params: Any = None,
+        branch_id: int | None = None,
+        branch_name: str | None = None,
+        exclusion_count: int = 0,
+        exclusion_rate: float = 0.0,
+        preprocessings: str = "",
+        prediction_id: str | None = None,
+    ) -> str:
+        """Record one prediction (no arrays); returns its id. Prefer `save_predictions` in bulk."""
+        record = {k: v for k, v in locals().items() if k != "self"}
+        return self.save_predictions([record])[0]
+
+    def save_prediction_arrays(
+        self,
+        prediction_id: str,
+        y_true: Any = None,
+        y_pred: Any = None,
+        y_proba: Any = None,
+        sample_indices: Any = None,
+        weights: Any = None,
+    ) -> None:
+        """Attach dense arrays to a stored prediction (KeyError for an unknown one)."""
+        check_id("prediction_id", prediction_id)
+        arrays = validate_arrays(prediction_id, locals())
+        if arrays is None:
+            raise ValueError("save_prediction_arrays needs at least one array")
+
+        def work(s: Session) -> None:
+            repo = PredictionRepository(s)
+            if not repo.exists(prediction_id):
+                raise KeyError(f"unknown prediction_id {prediction_id!r}")
+            if repo.arrays_exist(prediction_id):
+                repo_delete_arrays(s, prediction_id)
+            repo.insert_many([], [arrays])
+
+        self._run("save_prediction_arrays", work)
+
+    def save_predictions(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Store many predictions with their arrays in one transaction (the fast path).
+
+        Each record holds prediction fields (as `save_prediction`) and optionally the arrays
+        y_true, y_pred, y_proba (2-D), sample_indices, weights. All or nothing.
+        """
+        if isinstance(records, Mapping) or not isinstance(records, Sequence):
+            raise TypeError(f"records must be a sequence of dicts, got {type(records).__name__}")
+        rows, arrays = [], []
+        for i, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                raise TypeError(f"records[{i}] must be a dict, got {type(record).__name__}")
+            row = validate_prediction(record)
+            if row["n_samples"] is None and record.get("y_true") is not None:
+                row["n_samples"] = len(record["y_true"])
+            rows.append(row)
+            arr = validate_arrays(row["prediction_id"], record)
+            if arr is not None:
+                arrays.append(arr)
+
+        def work(s: Session) -> list[str]:
+            from .repositories.base import missing_ids
+
+            missing = missing_ids(s, PipelineRepository.table.c.pipeline_id, {r["pipeline_id"] for r in rows})
+            if missing:
+                raise KeyError(f"unknown pipeline_id(s) {missing}")
+            chains = {r["chain_id"] for r in rows if r["chain_id"] is not None}
+            missing = missing_ids(s, ChainRepository.table.c.chain_id, chains)
+            if missing:
+                raise KeyError(f"unknown chain_id(s) {missing}")
+            PredictionRepository(s).insert_many(rows, arrays)
+            return [r["prediction_id"] for r in rows]
+
+        return self._run("save_predictions", work)
+
+    def get_prediction(self, prediction_id: str, load_arrays: bool = False) -> dict[str, Any] | None:
+        return self._run("get_prediction", lambda s: PredictionRepository(s).get(prediction_id, load_arrays=load_arrays))
+
+    def query_predictions(
+        self,
+        *,
+        run_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        **filters: Any,
+    ) -> pa.Table:
+        """Predictions matching equality filters (dataset_name, partition, branch_id=0, ...)."""
+        return self._run(
+            "query_predictions",
+            lambda s: PredictionRepository(s).query(filters, run_id=run_id, limit=limit, offset=offset),
+        )
+
+    def top_predictions(
+        self,
+        n: int = 10,
+        metric: str = "val_score",
+        ascending: bool = True,
+        partition: str | None = "val",
+        dataset_name: str | None = None,
+        group_by: str | None = None,
+        **filters: Any,
+    ) -> pa.Table:
+        """The best `n` predictions by a score column; with `group_by`, the best n per group."""
+        return self._run(
+            "top_predictions",
+            lambda s: PredictionRepository(s).top(
+                n, metric=metric, ascending=ascending, partition=partition,
+                dataset_name=dataset_name, group_by=group_by, filters=filters,
+            ),
+        )
+
+    def delete_prediction(self, prediction_id: str) -> bool:
+        """Delete one prediction and its arrays; False when it did not exist."""
+        check_id("prediction_id", prediction_id)
+        return self._run("delete_prediction", lambda s: PredictionRepository(s).delete([prediction_id]) > 0)
+
+    # -- logs ----------------------------------------------------------------------------
+    def log_step(
+        self,
+        pipeline_id: str,
+        step_idx: int,
+        operator_class: str | None,
+        event: str,
+        duration_ms: float | None = 0.0,
+        message: str | None = None,
+        details: Any = None,
+        level: str = "info",
+    ) -> str:
+        def work(s: Session) -> str:
+            PipelineRepository(s).require(pipeline_id)
+            return LogRepository(s).create(pipeline_id, step_idx, operator_class, event, duration_ms, message, details, level)
+
+        return self._run("log_step", work)
+
+    def get_pipeline_log(self, pipeline_id: str) -> pa.Table:
+        return self._run("get_pipeline_log", lambda s: LogRepository(s).for_pipeline(pipeline_id))
+
+    def get_run_log_summary(self, run_id: str) -> pa.Table:
+        """One row per pipeline: total duration, step count, warning and error counts."""
+        return self._run("get_run_log_summary", lambda s: LogRepository(s).run_summary(run_id))
+
+    # -- artifacts -----------------------------------------------------------------------
+    def save_artifact(self, obj: Any, operator_class: str | None = None, artifact_type: str | None = None, format: str = "joblib") -> str:  # noqa: A002
+        """Serialise and store `obj` content-addressed; identical bytes share one id and file.
+
+        The file is in place (atomically) before the row commits. No reference is taken:
+        `save_chain` does that. An unreferenced artifact survives `gc_artifacts` for its
+        grace period.
+        """
+        files.check_format(format)
+        data = files.serialize(obj, format)
+
+        def work(s: Session) -> str:
+            repo = ArtifactRepository(s)
+            existing = repo.find_by_hash(content_hash, format)
+            if existing is not None:
+                if existing["ref_count"] <= 0:
+                    repo.renew_unreferenced(existing["artifact_id"])
+                return existing["artifact_id"]
+            artifact_id = artifact_id_for(content_hash, format)
+            repo.insert(
+                artifact_id=artifact_id, artifact_path=relpath, content_hash=content_hash,
+                operator_class=operator_class, artifact_type=artifact_type, fmt=format,
+                size_bytes=len(data),
+            )
+            return artifact_id
+
+        with self._artifact_lock.shared():
+            content_hash, relpath = self._files.put(data, format)
+            return self._run("save_artifact", work, retry_integrity=True)
+
+    def get_artifact(self, artifact_id: str) -> dict[str, Any] | None:
+        return self._run("get_artifact", lambda s: ArtifactRepository(s).get(artifact_id))
+
+    def _artifact_row(self, artifact_id: str) -> dict[str, Any]:
+        check_id("artifact_id", artifact_id)
+        row = self.get_artifact(artifact_id)
+        if row is None:
+            raise KeyError(f"unknown artifact_id {artifact_id!r}")
+        return row
+
+    def get_artifact_path(self, artifact_id: str) -> Path:
+        """Absolute path of an artifact's file (stable across reopen)."""
+        return self._files.path(self._artifact_row(artifact_id)["artifact_path"])
+
+    def load_artifact(self, artifact_id: str) -> Any:
+        """The stored object, after checking its bytes against the recorded SHA-256."""
+        row = self._artifact_row(artifact_id)
+        data = self._files.read_verified(row["artifact_path"], row["content_hash"], artifact_id)
+        return files.deserialize(data, row["format"])
+
+    def list_artifacts(self) -> pa.Table:
+        return self._run("list_artifacts", lambda s: ArtifactRepository(s).list())
+
+    # -- deletion and garbage collection --------------------------------------------------
+    def _delete_pipeline_data(self, s: Session, pipeline_ids: sa.Select[Any]) -> tuple[int, set[str]]:
+        """Delete predictions (+arrays), logs and chains of the pipelines; release references.
+
+        Returns (rows deleted, artifact ids whose count dropped). Set-based, in dependency
+        order (DuckDB has no ON DELETE CASCADE).
+        """
+        chains = ChainRepository(s)
+        chain_ids = chains.ids_of_pipelines(pipeline_ids)
+        released: Counter[str] = chains.reference_counts(chain_ids)
+        deleted = PredictionRepository(s).delete_of_pipelines(pipeline_ids, chain_ids)
+        deleted += LogRepository(s).delete_of_pipelines(pipeline_ids)
+        deleted += chains.delete_of_pipelines(pipeline_ids)
+        ArtifactRepository(s).adjust({aid: -n for aid, n in released.items()})
+        return deleted, set(released)
+
+    def delete_run(self, run_id: str, delete_artifacts: bool = True) -> int:
+        """Delete a run and everything under it in one transaction; returns rows deleted.
+
+        With `delete_artifacts`, artifacts whose last reference this call released are
+        removed too (rows in the transaction, files after it commits).
+        """
+        check_id("run_id", run_id)
+
+        def work(s: Session) -> tuple[int, list[dict[str, Any]]]:
+            runs = RunRepository(s)
+            runs.require(run_id)
+            pipeline_ids = PipelineRepository(s).ids_of_run(run_id)
+            deleted, released = self._delete_pipeline_data(s, pipeline_ids)
+            deleted += PipelineRepository(s).delete_of_run(run_id)
+            deleted += runs.delete(run_id)
+            gone: list[dict[str, Any]] = []
+            if delete_artifacts and released:
+                repo = ArtifactRepository(s)
+                gone = repo.unreferenced(released)
+                deleted += repo.delete([g["artifact_id"] for g in gone])
+            return deleted, gone
+
+        with self._artifact_lock.exclusive():
+            deleted, gone = self._run("delete_run", work)
+            self._unlink_unused(gone)
+        return deleted
+
+    def gc_artifacts(self, grace_seconds: float = 3600, dry_run: bool = False) -> int | list[dict[str, Any]]:
+        """Remove artifacts no chain references (rows first, then files).
+
+        An artifact no chain ever referenced that was saved less than `grace_seconds` ago is
+        kept (it may be in flight in another process). Returns the number removed, or with
+        `dry_run=True` the list of artifacts (id, path, hash) that would go.
+        """
+        if grace_seconds < 0:
+            raise ValueError(f"grace_seconds must be >= 0, got {grace_seconds!r}")
+        cutoff = utcnow() - dt.timedelta(seconds=float(grace_seconds))
+
+        def work(s: Session) -> list[dict[str, Any]]:
+            repo = ArtifactRepository(s)
+            gone = repo.unreferenced(young_cutoff=cutoff)
+            if not dry_run:
+                repo.delete([g["artifact_id"] for g in gone])
+            return gone
+
+        with self._artifact_lock.exclusive():
+            gone = self._run("gc_artifacts", work)
+            if dry_run:
+                return gone
+            self._unlink_unused(gone)
+        return len(gone)
+
+    def _unlink_unused(self, gone: Sequence[Mapping[str, Any]]) -> None:
+        """Delete the files of removed rows unless another row still points at the path."""
+        if not gone:
+            return
+        in_use = self._run("gc_artifacts", lambda s: ArtifactRepository(s).paths_in_use(g["artifact_path"] for g in gone))
+        for g in gone:
+            if g["artifact_path"] not in in_use:
+                self._files.delete(g["artifact_path"])
+
+    # -- maintenance ---------------------------------------------------------------------
+    def verify(self, repair: bool = False, grace_seconds: float = 3600) -> VerifyReport:
+        """Check reference counts, files and hashes; `repair=True` fixes counts and orphans."""
+        self._check_open()
+        return verify_workspace(self, repair=repair, grace_seconds=grace_seconds)
+
+    def vacuum(self) -> dict[str, Any]:
+        """Reclaim space (DuckDB: copy into a fresh file and swap atomically)."""
+        self._check_open()
+        return vacuum_database(self)
+
+
+def repo_delete_arrays(s: Session, prediction_id: str) -> None:
+    from .models import PredictionArrays
+
+    table = PredictionArrays.__table__
+    s.execute(sa.delete(table).where(table.c.prediction_id == prediction_id))
