@@ -615,6 +615,40 @@ class WorkspaceStore:
             if g["artifact_path"] not in in_use:
                 self._files.delete(g["artifact_path"])
 
+    # -- replay and exports (implemented in replay.py, bundle.py, exports.py) --------------
+    def replay_chain(self, chain_id: str, X: Any, wavelengths: Any = None, proba: bool = False) -> Any:
+        """Predict on new spectra with a stored chain (see `nirs4all_store.replay`)."""
+        from .replay import replay_chain
+
+        return replay_chain(self, chain_id, X, wavelengths=wavelengths, proba=proba)
+
+    def export_chain(self, chain_id: str, output_path: str | os.PathLike[str], format: str = "n4a") -> Path:  # noqa: A002
+        """Write a portable `.n4a` bundle of a chain (see `nirs4all_store.bundle`)."""
+        from .bundle import export_chain
+
+        return export_chain(self, chain_id, output_path, format=format)
+
+    def export_predictions_parquet(self, output_path: str | os.PathLike[str], include_arrays: bool = False, **filters: Any) -> Path:
+        from .exports import export_predictions_parquet
+
+        return export_predictions_parquet(self, output_path, include_arrays=include_arrays, **filters)
+
+    def export_run(self, run_id: str, output_path: str | os.PathLike[str]) -> Path:
+        from .exports import export_run
+
+        return export_run(self, run_id, output_path)
+
+    def export_pipeline_config(self, pipeline_id: str, output_path: str | os.PathLike[str]) -> Path:
+        from .exports import export_pipeline_config
+
+        return export_pipeline_config(self, pipeline_id, output_path)
+
+    def exports_path(self) -> Path:
+        """The workspace's `exports/` folder (created on first explicit export)."""
+        if self.path is None:
+            raise ValueError("this store has no workspace folder: give export paths explicitly")
+        return self.path / EXPORTS_DIRNAME
+
     # -- maintenance ---------------------------------------------------------------------
     def verify(self, repair: bool = False, grace_seconds: float = 3600) -> VerifyReport:
         """Check reference counts, files and hashes; `repair=True` fixes counts and orphans."""
