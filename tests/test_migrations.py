@@ -1,0 +1,426 @@
+"""Models and migrations agree, on every backend, and migrations go both ways.
+
+`compare_metadata` against a freshly migrated database must report nothing; on DuckDB this
+relies on the reflection in `db/duckdb_reflection.py` and the comparison rules of
+`db/alembic_duckdb.py`, so the tests also prove that real differences are still reported.
+Backends are parametrised by URL (`backend_url`): adding PostgreSQL is one more entry.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Engine
+
+from nirs4all_store.db import migrate
+from nirs4all_store.db.alembic_duckdb import normalize_server_default
+from nirs4all_store.db.duckdb_reflection import (
+    install_duckdb_reflection,
+    parse_duckdb_type,
+    split_index_expressions,
+)
+from nirs4all_store.db.engine import create_store_engine, duckdb_url
+from nirs4all_store.models import Base
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: The seven workspace tables of the initial schema (later revisions add more).
+CORE_TABLES = {
+    "runs",
+    "pipelines",
+    "chains",
+    "predictions",
+    "prediction_arrays",
+    "artifacts",
+    "logs",
+}
+
+BACKENDS = ("duckdb", "sqlite")
+
+
+def make_url(backend: str, folder: Path) -> str:
+    """A URL for a new, empty database of `backend` under `folder`."""
+    if backend == "duckdb":
+        return str(duckdb_url(folder / "store.duckdb"))
+    if backend == "sqlite":
+        return f"sqlite:///{folder / 'store.sqlite'}"
+    raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return make_url(request.param, tmp_path)
+
+
+@pytest.fixture
+def engine_factory() -> Iterator[Callable[[str], Engine]]:
+    """Engines that are disposed after the test (DuckDB keeps files locked until then)."""
+    engines: list[Engine] = []
+
+    def make(url: str) -> Engine:
+        engine = create_store_engine(url)
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def migrated(backend_url: str, engine_factory: Callable[[str], Engine]) -> Engine:
+    engine = engine_factory(backend_url)
+    migrate.upgrade(engine)
+    return engine
+
+
+def schema_diff(engine: Engine, metadata: sa.MetaData | None = None) -> list[Any]:
+    """Alembic's differences between `metadata` (default: the models) and the database."""
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "include_object": migrate.make_include_object(conn.dialect.name),
+                "compare_type": True,
+                "compare_server_default": True,
+            },
+        )
+        return list(compare_metadata(context, metadata if metadata is not None else Base.metadata))
+
+
+def diff_kinds(diffs: list[Any]) -> list[tuple[str, ...]]:
+    """(operation, table[, column or constraint]) for every difference, flattened."""
+    kinds: list[tuple[str, ...]] = []
+    for diff in diffs:
+        items = diff if isinstance(diff, list) else [diff]
+        for item in items:
+            op = item[0]
+            if op in ("add_table", "remove_table"):
+                kinds.append((op, item[1].name))
+            elif op in ("add_column", "remove_column"):
+                kinds.append((op, item[2], item[3].name))
+            elif op.startswith("modify_"):
+                kinds.append((op, item[2], item[3]))
+            elif op in ("add_constraint", "remove_constraint", "add_index", "remove_index"):
+                kinds.append((op, item[1].table.name, str(item[1].name)))
+            else:
+                kinds.append((op,))
+    return kinds
+
+
+def copy_metadata() -> sa.MetaData:
+    """An editable copy of the models' metadata (`to_metadata` drops `info`: restored)."""
+    copy = sa.MetaData(naming_convention=dict(Base.metadata.naming_convention))
+    for table in Base.metadata.sorted_tables:
+        new = table.to_metadata(copy)
+        originals = {str(item.name): item for item in (*table.indexes, *table.constraints)}
+        for item in (*new.indexes, *new.constraints):
+            item.info.update(originals[str(item.name)].info)
+    return copy
+
+
+def table_names(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(sa.inspect(conn).get_table_names())
+
+
+# -- upgrade / downgrade ---------------------------------------------------------------------
+
+
+def test_upgrade_from_empty_creates_every_table(
+    tmp_path: Path, engine_factory: Callable[[str], Engine]
+) -> None:
+    engine = engine_factory(make_url("duckdb", tmp_path))
+    assert table_names(engine) == set()
+    migrate.upgrade(engine)
+    tables = table_names(engine)
+    assert tables >= CORE_TABLES
+    assert tables == set(Base.metadata.tables) | {migrate.VERSION_TABLE}
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == migrate.HEAD_REVISION
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_downgrade_upgrade_round_trip(
+    backend: str, tmp_path: Path, engine_factory: Callable[[str], Engine]
+) -> None:
+    engine = engine_factory(make_url(backend, tmp_path))
+    migrate.upgrade(engine)
+    assert set(Base.metadata.tables) <= table_names(engine)
+
+    migrate.downgrade(engine, "base")
+    assert table_names(engine) & set(Base.metadata.tables) == set()
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) is None
+        assert sa.inspect(conn).get_view_names() == []
+
+    migrate.upgrade(engine)
+    assert set(Base.metadata.tables) <= table_names(engine)
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == migrate.HEAD_REVISION
+    assert schema_diff(engine) == []
+
+
+def test_head_revision_constant_matches_scripts() -> None:
+    assert migrate.head_revision() == migrate.HEAD_REVISION
+
+
+def test_alembic_command_line_from_repo_root(tmp_path: Path) -> None:
+    url = make_url("duckdb", tmp_path)
+
+    def alembic(*args: str) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "alembic", "-x", f"url={url}", *args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+
+    alembic("upgrade", "head")
+    engine = create_store_engine(url)
+    try:
+        assert set(Base.metadata.tables) <= table_names(engine)
+        with engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.HEAD_REVISION
+    finally:
+        engine.dispose()  # the file is locked while this process holds a connection
+
+    alembic("downgrade", "base")
+    engine = create_store_engine(url)
+    try:
+        assert table_names(engine) & set(Base.metadata.tables) == set()
+    finally:
+        engine.dispose()
+
+
+# -- models == migrations ----------------------------------------------------------------------
+
+
+def test_models_and_migrations_agree(migrated: Engine) -> None:
+    assert schema_diff(migrated) == []
+
+
+def test_copied_metadata_agrees_too(migrated: Engine) -> None:
+    # The detection tests below edit a copy: the unedited copy must be clean, or they prove
+    # nothing.
+    assert schema_diff(migrated, copy_metadata()) == []
+
+
+def test_extra_column_is_detected(migrated: Engine) -> None:
+    metadata = copy_metadata()
+    metadata.tables["runs"].append_column(sa.Column("extra", sa.Integer(), nullable=True))
+    assert diff_kinds(schema_diff(migrated, metadata)) == [("add_column", "runs", "extra")]
+
+
+def test_missing_table_is_detected(migrated: Engine) -> None:
+    metadata = copy_metadata()
+    metadata.remove(metadata.tables["projects"])
+    assert diff_kinds(schema_diff(migrated, metadata)) == [("remove_table", "projects")]
+
+
+def test_changed_type_is_detected(migrated: Engine) -> None:
+    metadata = copy_metadata()
+    metadata.tables["predictions"].c.n_samples.type = sa.String()
+    metadata.tables["logs"].c.duration_ms.type = sa.Integer()
+    assert sorted(diff_kinds(schema_diff(migrated, metadata))) == [
+        ("modify_type", "logs", "duration_ms"),
+        ("modify_type", "predictions", "n_samples"),
+    ]
+
+
+def test_changed_nullability_is_detected(migrated: Engine) -> None:
+    metadata = copy_metadata()
+    metadata.tables["runs"].c.error.nullable = False
+    assert diff_kinds(schema_diff(migrated, metadata)) == [("modify_nullable", "runs", "error")]
+
+
+def test_changed_unique_constraint_is_detected(migrated: Engine) -> None:
+    metadata = copy_metadata()
+    predictions = metadata.tables["predictions"]
+    natural_key = next(c for c in predictions.constraints if isinstance(c, sa.UniqueConstraint))
+    predictions.constraints.remove(natural_key)
+    predictions.append_constraint(
+        sa.UniqueConstraint("pipeline_id", "fold_id", name="uq_predictions_natural_key")
+    )
+    kinds = diff_kinds(schema_diff(migrated, metadata))
+    assert ("add_constraint", "predictions", "uq_predictions_natural_key") in kinds
+    assert any(k[0] == "remove_constraint" and k[1] == "predictions" for k in kinds)
+
+
+def test_new_server_default_is_detected(migrated: Engine) -> None:
+    metadata = copy_metadata()
+    metadata.tables["runs"].c.status.server_default = sa.DefaultClause("running")
+    assert diff_kinds(schema_diff(migrated, metadata)) == [("modify_default", "runs", "status")]
+
+
+# -- DuckDB specifics ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def duck(tmp_path: Path, engine_factory: Callable[[str], Engine]) -> Engine:
+    engine = engine_factory(make_url("duckdb", tmp_path))
+    migrate.upgrade(engine)
+    return engine
+
+
+def test_duckdb_array_depth_and_item_type_are_compared(duck: Engine) -> None:
+    from nirs4all_store.types import Float64Array
+
+    metadata = copy_metadata()
+    arrays = metadata.tables["prediction_arrays"]
+    arrays.c.y_proba.type = Float64Array(1)  # 2-D in the database
+    arrays.c.sample_indices.type = Float64Array(1)  # BIGINT[] in the database
+    assert sorted(diff_kinds(schema_diff(duck, metadata))) == [
+        ("modify_type", "prediction_arrays", "sample_indices"),
+        ("modify_type", "prediction_arrays", "y_proba"),
+    ]
+
+
+def test_duckdb_float_and_double_differ_but_synonyms_do_not(duck: Engine) -> None:
+    metadata = copy_metadata()
+    metadata.tables["logs"].c.duration_ms.type = sa.Float()  # 4-byte REAL: a real change
+    metadata.tables["logs"].c.message.type = sa.String()  # TEXT == VARCHAR on DuckDB
+    metadata.tables["runs"].c.name.type = sa.Text()
+    assert diff_kinds(schema_diff(duck, metadata)) == [("modify_type", "logs", "duration_ms")]
+
+
+def test_duckdb_equal_server_defaults_are_not_reported(duck: Engine) -> None:
+    with duck.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE artifacts ALTER COLUMN format SET DEFAULT 'joblib'")
+        conn.exec_driver_sql("ALTER TABLE artifacts ALTER COLUMN ref_count SET DEFAULT (0)")
+        conn.exec_driver_sql("ALTER TABLE runs ALTER COLUMN created_at SET DEFAULT now()")
+    metadata = copy_metadata()
+    metadata.tables["artifacts"].c.format.server_default = sa.DefaultClause("joblib")
+    metadata.tables["artifacts"].c.ref_count.server_default = sa.DefaultClause(sa.text("0"))
+    metadata.tables["runs"].c.created_at.server_default = sa.DefaultClause(
+        sa.text("CURRENT_TIMESTAMP")
+    )
+    assert schema_diff(duck, metadata) == []
+    metadata.tables["artifacts"].c.format.server_default = sa.DefaultClause("pickle")
+    assert diff_kinds(schema_diff(duck, metadata)) == [("modify_default", "artifacts", "format")]
+
+
+def test_duckdb_reflects_indexes_constraints_and_views(duck: Engine) -> None:
+    with duck.begin() as conn:
+        conn.exec_driver_sql('CREATE INDEX ix_probe ON predictions("partition", dataset_name)')
+        conn.exec_driver_sql("CREATE UNIQUE INDEX ux_probe ON artifacts ((lower(format)))")
+        conn.exec_driver_sql("CREATE TABLE probe (a INTEGER CHECK (a > 0), b DOUBLE[3])")
+    with duck.connect() as conn:
+        inspector = sa.inspect(conn)
+        assert inspector.get_indexes("predictions") == [
+            {
+                "name": "ix_probe",
+                "column_names": ["partition", "dataset_name"],
+                "unique": False,
+                "dialect_options": {},
+            }
+        ]
+        [expression_index] = inspector.get_indexes("artifacts")
+        assert expression_index["unique"] is True
+        assert expression_index["column_names"] == [None]
+        assert [u["column_names"] for u in inspector.get_unique_constraints("predictions")] == [
+            ["pipeline_id", "chain_id", "fold_id", "partition", "model_name", "branch_id"]
+        ]
+        assert [c["sqltext"] for c in inspector.get_check_constraints("probe")] == ["(a > 0)"]
+        assert inspector.get_pk_constraint("runs")["constrained_columns"] == ["run_id"]
+        assert inspector.get_foreign_keys("chains") == []  # not in DuckDB's DDL, by design
+        assert "v_chain_summary" in inspector.get_view_names()
+        probe_b = {c["name"]: c for c in inspector.get_columns("probe")}["b"]
+        assert isinstance(probe_b["type"], sa.ARRAY)
+    # The extra index is a real difference too.
+    assert ("remove_index", "predictions", "ix_probe") in diff_kinds(schema_diff(duck))
+
+
+def test_reflection_install_is_per_engine(
+    tmp_path: Path, engine_factory: Callable[[str], Engine]
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = engine_factory(make_url("duckdb", tmp_path / "a"))
+    second = engine_factory(make_url("duckdb", tmp_path / "b"))
+    original_class = type(second.dialect)
+    assert install_duckdb_reflection(first) is True
+    assert install_duckdb_reflection(first) is True  # idempotent
+    assert type(second.dialect) is original_class
+    with second.connect() as conn:  # the runtime's only reflection need still works
+        assert sa.inspect(conn).has_table("runs") is False
+    with first.connect() as conn:
+        assert sa.inspect(conn).has_table("runs") is False
+
+    sqlite = engine_factory(make_url("sqlite", tmp_path))
+    assert install_duckdb_reflection(sqlite) is False
+    with pytest.raises(TypeError, match="Engine, a Connection or a Dialect"):
+        install_duckdb_reflection("duckdb:///x.duckdb")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("data_type", "expected"),
+    [
+        ("VARCHAR", "VARCHAR"),
+        ("DOUBLE", "DOUBLE PRECISION"),
+        ("FLOAT", "REAL"),
+        ("DOUBLE[][]", "DOUBLE PRECISION[][]"),
+        ("BIGINT[]", "BIGINT[]"),
+        ("DECIMAL(10,2)", "NUMERIC(10, 2)"),
+        ("TIMESTAMP", "TIMESTAMP WITHOUT TIME ZONE"),
+        ("TIMESTAMP WITH TIME ZONE", "TIMESTAMP WITH TIME ZONE"),
+        ("JSON", "JSON"),
+        ("BLOB", "BLOB"),
+    ],
+)
+def test_parse_duckdb_type(data_type: str, expected: str) -> None:
+    from duckdb_engine import Dialect
+
+    assert Dialect().type_compiler.process(parse_duckdb_type(data_type)) == expected
+
+
+def test_parse_duckdb_type_unknown_and_bad_input() -> None:
+    with pytest.warns(sa.exc.SAWarning, match="STRUCT"):
+        assert isinstance(parse_duckdb_type("STRUCT(a INTEGER)"), sa.types.NullType)
+    with pytest.raises(ValueError, match="DuckDB type name"):
+        parse_duckdb_type("")
+
+
+def test_split_index_expressions() -> None:
+    assert split_index_expressions("[a, '\"partition\"', '((d + 1))']") == [
+        "a",
+        '"partition"',
+        "((d + 1))",
+    ]
+    assert split_index_expressions("['lower(a, '', b'')']") == ["lower(a, ', b')"]
+    assert split_index_expressions(None) == []
+
+
+@pytest.mark.parametrize(
+    ("reflected", "metadata"),
+    [
+        ("CAST('x' AS VARCHAR)", "'x'"),
+        ("'x'::text", "'x'"),
+        ("(0)", "0"),
+        ("1.50", "1.5"),
+        ("CURRENT_TIMESTAMP", "now()"),
+        ("((1 + 2))", "1 + 2"),
+    ],
+)
+def test_equal_defaults_normalise_alike(reflected: str, metadata: str) -> None:
+    assert normalize_server_default(reflected) == normalize_server_default(metadata)
+
+
+@pytest.mark.parametrize(
+    ("reflected", "metadata"),
+    [("'X'", "'x'"), ("1", "2"), ("'1'", "1"), ("current_date", "now()")],
+)
+def test_different_defaults_stay_different(reflected: str, metadata: str) -> None:
+    assert normalize_server_default(reflected) != normalize_server_default(metadata)
