@@ -239,3 +239,24 @@ class Project(Base):
 
 
 TABLES = (Run, Pipeline, Chain, Prediction, PredictionArrays, Artifact, Log)
+
+
+class PipelineTemplate(Base):
+    """Reusable pipeline templates of the `PipelineLibrary` (revision 0003).
+
+    Not in `TABLES`: templates live beside the run/pipeline/chain hierarchy, not in it.
+    Names are unique in a workspace; tags are a JSON list matched in Python (portable).
+    """
+
+    __tablename__ = "pipeline_templates"
+    __table_args__ = (sa.UniqueConstraint("name"),)
+
+    template_id: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    category: Mapped[str] = mapped_column(sa.String, nullable=False, default="general")
+    tags: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    config: Mapped[Any] = mapped_column(JSONValue, nullable=False)
+    metrics: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
