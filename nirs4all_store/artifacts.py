@@ -42,7 +42,7 @@ def deserialize(data: bytes, fmt: str) -> Any:
     """Inverse of `serialize`. Executes code from the bytes: load only trusted artifacts."""
     check_format(fmt)
     if fmt == "pickle":
-        return pickle.loads(data)  # noqa: S301 - documented: artifacts are trusted content
+        return pickle.loads(data)  # artifacts are trusted content (documented)
     import joblib
 
     return joblib.load(io.BytesIO(data))
@@ -113,13 +113,26 @@ class ArtifactFiles:
         return self.root / relpath
 
     def put(self, data: bytes, fmt: str) -> tuple[str, str]:
-        """Store `data`; returns (sha256, relative path). Existing intact bytes are reused."""
+        """Store `data`; returns (sha256, relative path). Existing intact bytes are reused.
+
+        An existing file is hashed, not just sized: a corrupted copy (a flipped byte keeps the
+        size) is replaced by the good bytes, so re-saving an object heals its file.
+        """
         content_hash = sha256_bytes(data)
         relpath = relative_path(content_hash, fmt)
         target = self.path(relpath)
-        if not (target.is_file() and target.stat().st_size == len(data)):
+        if not self._holds(target, content_hash, len(data)):
             atomic_write(target, data)
         return content_hash, relpath
+
+    @staticmethod
+    def _holds(target: Path, content_hash: str, size: int) -> bool:
+        try:
+            if target.stat().st_size != size:
+                return False
+            return sha256_file(target) == content_hash
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return False
 
     def read_verified(self, relpath: str, content_hash: str, artifact_id: str) -> bytes:
         """The file's bytes, checked against the recorded hash."""

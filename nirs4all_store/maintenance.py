@@ -65,7 +65,8 @@ def verify_workspace(store: WorkspaceStore, *, repair: bool, grace_seconds: floa
     report = VerifyReport()
 
     def collect(session: Any) -> tuple[list[dict[str, Any]], list[tuple[str, set[str]]]]:
-        return ArtifactRepository(session).all_rows(), list(ChainRepository(session).all_references())
+        rows = ArtifactRepository(session).all_rows()
+        return rows, list(ChainRepository(session).all_references())
 
     with store._artifact_lock.exclusive():
         rows, chain_refs = store._run("verify", collect)
@@ -110,27 +111,57 @@ def vacuum_database(store: WorkspaceStore) -> dict[str, Any]:
     """Reclaim free space; returns sizes before/after (bytes) for embedded databases."""
     dialect = store.engine.dialect.name
     db_file = store.db_file
-    before = db_file.stat().st_size if db_file and db_file.exists() else None
     started = time.perf_counter()
     if dialect == "duckdb" and db_file is not None:
         if not store._owns_engine:
-            raise RuntimeError("vacuum of a DuckDB engine handed in by the caller: dispose it and reopen by path")
-        store.engine.dispose()
+            raise RuntimeError(
+                "vacuum of a DuckDB engine handed in by the caller: dispose it and reopen by path"
+            )
+        store.engine.dispose()  # closing the last connection checkpoints the WAL
+        before = _file_size(db_file)
         compact_duckdb_file(db_file)
     elif dialect == "sqlite":
+        before = _file_size(db_file)
+        # VACUUM cannot run inside a transaction, and the engine's "begin" event emits
+        # BEGIN IMMEDIATE: use the DBAPI connection (isolation_level=None: no implicit BEGIN).
+        raw = store.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("VACUUM")  # type: ignore[union-attr]
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
+    elif dialect == "postgresql":
+        before = None
         with store.engine.connect() as conn:
-            conn.exec_driver_sql("VACUUM")
-    else:
-        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             conn.exec_driver_sql("VACUUM (ANALYZE)")
-    after = db_file.stat().st_size if db_file and db_file.exists() else None
+    else:
+        raise NotImplementedError(f"vacuum is not implemented for {dialect!r} databases")
+    after = _file_size(db_file) if dialect != "postgresql" else None
     return {"before_bytes": before, "after_bytes": after, "seconds": time.perf_counter() - started}
+
+
+def _file_size(db_file: Path | None) -> int | None:
+    """Bytes of an embedded database including its write-ahead log (what the disk holds)."""
+    if db_file is None or not db_file.exists():
+        return None
+    total = db_file.stat().st_size
+    for suffix in (".wal", "-wal"):
+        wal = db_file.with_name(db_file.name + suffix)
+        if wal.exists():
+            total += wal.stat().st_size
+    return total
 
 
 def compact_duckdb_file(db_file: Path) -> None:
     """Copy every table/view of `db_file` into a fresh file and swap it in atomically.
 
-    The caller must have closed every connection to the file. A crash before the
+    The caller must have closed every connection to the file (in this process too: DuckDB
+    shares one instance per file, which would keep writing to the replaced file). The old
+    file is opened read-write and checkpointed first: a WAL left by a crash is merged into
+    it, so no stale `.wal` can sit beside the new file (DuckDB refuses to open a file whose
+    WAL does not match). The open connection also holds DuckDB's file lock until the swap
+    is done, so no other process writes to the old file meanwhile. A crash before
     `os.replace` leaves the old file untouched (and a `.vacuum` file the next vacuum
     overwrites); after it, the new complete file.
     """
@@ -140,19 +171,26 @@ def compact_duckdb_file(db_file: Path) -> None:
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         with contextlib.suppress(FileNotFoundError):
             leftover.unlink()
-    con = duckdb.connect(str(tmp))
+    wal = db_file.with_name(db_file.name + ".wal")
+    con = duckdb.connect(str(db_file))
     try:
-        new_catalog = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
-        con.execute(f"ATTACH '{_sql_path(db_file)}' AS n4a_old (READ_ONLY)")
-        con.execute(f'COPY FROM DATABASE n4a_old TO "{new_catalog}"')
-        con.execute("DETACH n4a_old")
         con.execute("CHECKPOINT")
+        old_catalog = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+        con.execute(f"ATTACH '{_sql_path(tmp)}' AS n4a_vacuum")
+        con.execute(f'COPY FROM DATABASE "{old_catalog}" TO n4a_vacuum')
+        con.execute("DETACH n4a_vacuum")  # checkpoints and closes the new file
+        if wal.exists() and wal.stat().st_size > 0:
+            raise RuntimeError(f"{wal} still holds changes after CHECKPOINT: vacuum aborted")
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, db_file)
+        fsync_dir(db_file.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
     finally:
         con.close()
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, db_file)
-    fsync_dir(db_file.parent)
 
 
 def _sql_path(path: Path) -> str:
