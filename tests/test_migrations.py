@@ -8,7 +8,6 @@ Backends are parametrised by URL (`backend_url`): adding PostgreSQL is one more 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -176,14 +175,15 @@ def test_head_revision_constant_matches_scripts() -> None:
 
 def test_alembic_command_line_from_repo_root(tmp_path: Path) -> None:
     url = make_url("duckdb", tmp_path)
+    script = Path(sys.executable).with_name("alembic")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "alembic"]
 
     def alembic(*args: str) -> None:
         result = subprocess.run(
-            [sys.executable, "-m", "alembic", "-x", f"url={url}", *args],
+            [*command, "-x", f"url={url}", *args],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
             check=False,
         )
         assert result.returncode == 0, result.stderr
@@ -351,7 +351,10 @@ def test_reflection_install_is_per_engine(
     first = engine_factory(make_url("duckdb", tmp_path / "a"))
     second = engine_factory(make_url("duckdb", tmp_path / "b"))
     original_class = type(second.dialect)
+    connect_listeners = len(first.dialect.dispatch.do_connect)  # the lock wait
+    assert connect_listeners > 0
     assert install_duckdb_reflection(first) is True
+    assert len(first.dialect.dispatch.do_connect) == connect_listeners
     assert install_duckdb_reflection(first) is True  # idempotent
     assert type(second.dialect) is original_class
     with second.connect() as conn:  # the runtime's only reflection need still works
