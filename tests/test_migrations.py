@@ -343,6 +343,25 @@ def test_duckdb_reflects_indexes_constraints_and_views(duck: Engine) -> None:
     assert ("remove_index", "predictions", "ix_probe") in diff_kinds(schema_diff(duck))
 
 
+def test_duckdb_full_reflection_and_batch_recreate(duck: Engine) -> None:
+    # Reflecting every table and view, and Alembic's batch "move and copy", both failed on
+    # DuckDB with duckdb-engine's own reflection (STACK_FACTS).
+    from alembic.operations import Operations
+
+    with duck.connect() as conn:
+        reflected = sa.MetaData()
+        reflected.reflect(conn, views=True)
+    assert set(Base.metadata.tables) | {"v_chain_summary"} <= set(reflected.tables)
+    with duck.begin() as conn:
+        operations = Operations(MigrationContext.configure(conn))
+        with operations.batch_alter_table("artifacts", recreate="always") as batch:
+            batch.alter_column("size_bytes", type_=sa.Double())
+    with duck.connect() as conn:
+        columns = {c["name"]: c for c in sa.inspect(conn).get_columns("artifacts")}
+    assert isinstance(columns["size_bytes"]["type"], sa.Double)
+    assert ("modify_type", "artifacts", "size_bytes") in diff_kinds(schema_diff(duck))
+
+
 def test_reflection_install_is_per_engine(
     tmp_path: Path, engine_factory: Callable[[str], Engine]
 ) -> None:
