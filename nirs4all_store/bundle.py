@@ -1,0 +1,329 @@
+"""Portable `.n4a` bundles: one chain and exactly its artifacts in a ZIP file.
+
+Layout::
+
+    manifest.json     format version, chain id, model class, task type, n_features,
+                      versions (python, numpy, scikit-learn, nirs4all-store), and for
+                      every artifact its file, format and SHA-256
+    chain.json        steps, model_step_idx, fold_artifacts, shared_artifacts, ...
+    artifacts/<sha256>.<ext>
+
+`predict(bundle, X)` / `load_bundle(path).predict(X)` need no workspace and run the same
+replay core as `WorkspaceStore.replay_chain`, so they give the same numbers.
+
+SECURITY: artifacts are joblib/pickle files, and loading them executes code. Load only
+bundles you trust (from your own workspace or a trusted colleague). The SHA-256 checks
+catch corruption and tampering *after* export, not a malicious exporter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import posixpath
+import re
+import warnings
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import artifacts as files
+from .errors import BundleError
+from .exports import atomic_target, resolve_output
+from .replay import artifact_ids, expected_features, replay_steps
+
+if TYPE_CHECKING:
+    from .store import WorkspaceStore
+
+BUNDLE_FORMAT = "n4a"
+BUNDLE_FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+CHAIN_NAME = "chain.json"
+ARTIFACTS_DIR = "artifacts"
+
+#: The chain fields a bundle carries (what replay needs plus descriptive metadata).
+CHAIN_FIELDS = (
+    "chain_id",
+    "pipeline_id",
+    "steps",
+    "model_step_idx",
+    "model_class",
+    "model_name",
+    "preprocessings",
+    "fold_strategy",
+    "fold_artifacts",
+    "shared_artifacts",
+    "branch_path",
+    "source_index",
+    "metric",
+    "task_type",
+    "dataset_name",
+)
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+
+    from . import __version__
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "nirs4all_store": __version__,
+    }
+
+
+def export_chain(
+    store: WorkspaceStore,
+    chain_id: str,
+    output_path: str | os.PathLike[str],
+    format: str = BUNDLE_FORMAT,
+) -> Path:
+    """Write chain `chain_id` and its artifacts to a `.n4a` bundle; returns its path.
+
+    KeyError for an unknown chain or artifact row; FileNotFoundError when an artifact's
+    file is missing; ArtifactIntegrityError when one is corrupted. Nothing is left on disk
+    when any of these happens (the bundle is written to a temporary file, then renamed).
+    """
+    from .repositories.base import check_id
+
+    if format != BUNDLE_FORMAT:
+        raise ValueError(f"unsupported bundle format {format!r}: expected {BUNDLE_FORMAT!r}")
+    check_id("chain_id", chain_id)
+    chain_row = store.get_chain(chain_id)
+    if chain_row is None:
+        raise KeyError(f"unknown chain_id {chain_id!r}")
+    chain = {field: chain_row.get(field) for field in CHAIN_FIELDS}
+    ids = artifact_ids(chain)  # also validates the chain (RuntimeError when unreplayable)
+
+    entries: dict[str, dict[str, Any]] = {}
+    payloads: dict[str, bytes] = {}
+    for artifact_id in ids:
+        row = store.get_artifact(artifact_id)
+        if row is None:
+            raise KeyError(f"chain {chain_id} references unknown artifact_id {artifact_id!r}")
+        source = store.get_artifact_path(artifact_id)
+        data = files.ArtifactFiles(source.parent).read_verified(
+            source.name, row["content_hash"], artifact_id
+        )
+        member = f"{ARTIFACTS_DIR}/{row['content_hash']}.{files.FORMAT_EXTENSIONS[row['format']]}"
+        payloads[member] = data
+        entries[artifact_id] = {
+            "file": member,
+            "format": row["format"],
+            "sha256": row["content_hash"],
+            "size_bytes": len(data),
+            "operator_class": row.get("operator_class"),
+            "artifact_type": row.get("artifact_type"),
+        }
+
+    n_features = None
+    if ids:  # the first object applied records how many features the chain was fitted on
+        first = entries[ids[0]]
+        n_features = expected_features(files.deserialize(payloads[first["file"]], first["format"]))
+
+    manifest = {
+        "bundle_format": BUNDLE_FORMAT,
+        "format_version": BUNDLE_FORMAT_VERSION,
+        "chain_id": chain_id,
+        "pipeline_id": chain.get("pipeline_id"),
+        "model_class": chain.get("model_class"),
+        "model_name": chain.get("model_name"),
+        "preprocessings": chain.get("preprocessings"),
+        "fold_strategy": chain.get("fold_strategy"),
+        "task_type": chain.get("task_type"),
+        "dataset_name": chain.get("dataset_name"),
+        "n_features": n_features,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "versions": _versions(),
+        "artifacts": entries,
+    }
+    path = resolve_output(store, output_path, f".{BUNDLE_FORMAT}")
+    with atomic_target(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(MANIFEST_NAME, json.dumps(manifest, indent=2, allow_nan=False))
+        zf.writestr(CHAIN_NAME, json.dumps(chain, indent=2, default=str, allow_nan=False))
+        for member, data in payloads.items():
+            zf.writestr(member, data)
+    return path
+
+
+def _check_member_name(name: str) -> None:
+    """Refuse names that could escape a folder if extracted (absolute, drive, `..`)."""
+    normalised = name.replace("\\", "/")
+    parts = normalised.split("/")
+    if (
+        not name
+        or normalised.startswith("/")
+        or _WINDOWS_DRIVE.match(normalised)
+        or ".." in parts
+        or "\x00" in name
+        or posixpath.normpath(normalised).startswith("..")
+    ):
+        raise BundleError(f"unsafe member name {name!r} in bundle: refusing to read it")
+
+
+def _read_json(zf: zipfile.ZipFile, name: str, where: str) -> Any:
+    try:
+        raw = zf.read(name)
+    except KeyError:
+        raise BundleError(f"{where} has no {name}: not a nirs4all .n4a bundle") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f"{where}: {name} is not valid JSON: {exc}") from None
+
+
+class Bundle:
+    """A loaded `.n4a` bundle: verified, deserialised once, ready to predict many times.
+
+    SECURITY: loading deserialises joblib/pickle artifacts, which executes code; load only
+    bundles you trust.
+    """
+
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        chain: dict[str, Any],
+        objects: dict[str, Any],
+        path: Path | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.chain = chain
+        self.path = path
+        self._objects = objects
+
+    @property
+    def chain_id(self) -> str:
+        return str(self.manifest["chain_id"])
+
+    @property
+    def n_features(self) -> int | None:
+        value = self.manifest.get("n_features")
+        return int(value) if isinstance(value, int) else None
+
+    def predict(self, X: Any, wavelengths: Any = None, proba: bool = False) -> np.ndarray:
+        """Same contract as `WorkspaceStore.replay_chain`."""
+        return replay_steps(
+            self.chain,
+            self._objects.__getitem__,
+            X,
+            wavelengths=wavelengths,
+            proba=proba,
+            n_features=self.n_features,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Bundle(chain_id={self.chain_id!r}, model_class={self.manifest.get('model_class')!r})"
+        )
+
+
+def load_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """Open, verify and deserialise a `.n4a` bundle.
+
+    Checks, before any artifact is unpickled: member names are safe, the format version is
+    known, every artifact the chain uses is present and matches its SHA-256. Warns when the
+    bundle was made with another scikit-learn version. BundleError for anything wrong.
+    SECURITY: deserialising executes code from the bundle; load only bundles you trust.
+    """
+    source = Path(path).expanduser()
+    where = f"bundle {source}"
+    if not source.is_file():
+        raise FileNotFoundError(f"{where} does not exist")
+    try:
+        zf = zipfile.ZipFile(source)
+    except zipfile.BadZipFile as exc:
+        raise BundleError(f"{where} is not a ZIP file: {exc}") from None
+    with zf:
+        names = zf.namelist()
+        for name in names:
+            _check_member_name(name)
+        if len(set(names)) != len(names):
+            raise BundleError(f"{where} has duplicate member names")
+        manifest = _read_json(zf, MANIFEST_NAME, where)
+        if not isinstance(manifest, dict):
+            raise BundleError(f"{where}: manifest.json must be an object")
+        version = manifest.get("format_version")
+        if version != BUNDLE_FORMAT_VERSION:
+            raise BundleError(
+                f"{where} has format_version {version!r}; this nirs4all-store reads version "
+                f"{BUNDLE_FORMAT_VERSION} (upgrade the package for newer bundles)"
+            )
+        chain = _read_json(zf, CHAIN_NAME, where)
+        if not isinstance(chain, dict):
+            raise BundleError(f"{where}: chain.json must be an object")
+        entries = manifest.get("artifacts")
+        if not isinstance(entries, dict):
+            raise BundleError(f"{where}: manifest.json has no 'artifacts' mapping")
+        try:
+            needed = artifact_ids(chain)
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"{where}: chain.json cannot be replayed: {exc}") from None
+        missing = [aid for aid in needed if aid not in entries]
+        if missing:
+            raise BundleError(
+                f"{where}: chain uses artifact(s) {missing} not listed in the manifest"
+            )
+        payloads: dict[str, tuple[bytes, str]] = {}
+        for artifact_id in needed:
+            entry = entries[artifact_id]
+            member = entry.get("file") if isinstance(entry, dict) else None
+            if not isinstance(member, str) or not member.startswith(f"{ARTIFACTS_DIR}/"):
+                raise BundleError(
+                    f"{where}: artifact {artifact_id} has no valid file entry: {entry!r}"
+                )
+            _check_member_name(member)
+            fmt = entry.get("format")
+            if fmt not in files.FORMAT_EXTENSIONS:
+                raise BundleError(f"{where}: artifact {artifact_id} has unsupported format {fmt!r}")
+            try:
+                data = zf.read(member)
+            except KeyError:
+                raise BundleError(
+                    f"{where}: artifact {artifact_id} file {member} is missing"
+                ) from None
+            actual = files.sha256_bytes(data)
+            if actual != entry.get("sha256"):
+                raise BundleError(
+                    f"{where}: artifact {artifact_id} ({member}) fails its SHA-256 check: "
+                    f"{actual} != manifest {entry.get('sha256')}; the bundle was corrupted or "
+                    "tampered with"
+                )
+            payloads[artifact_id] = (data, fmt)
+    _warn_versions(manifest, where)
+    objects = {aid: files.deserialize(data, fmt) for aid, (data, fmt) in payloads.items()}
+    return Bundle(manifest, chain, objects, path=source.resolve())
+
+
+def _warn_versions(manifest: Mapping[str, Any], where: str) -> None:
+    import sklearn
+
+    versions = manifest.get("versions") or {}
+    made_with = versions.get("scikit-learn") if isinstance(versions, Mapping) else None
+    if made_with and made_with != sklearn.__version__:
+        warnings.warn(
+            f"{where} was made with scikit-learn {made_with}, running scikit-learn "
+            f"{sklearn.__version__}: predictions may differ or fail",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def predict(
+    bundle: str | os.PathLike[str] | Bundle, X: Any, wavelengths: Any = None, proba: bool = False
+) -> np.ndarray:
+    """Predict with a `.n4a` bundle (a path or a loaded `Bundle`), no workspace needed.
+
+    Gives the same numbers as `WorkspaceStore.replay_chain` on the exported chain.
+    SECURITY: loading a bundle executes code from its pickled artifacts; use only bundles
+    you trust. To predict many times, `load_bundle` once and call `.predict`.
+    """
+    loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    return loaded.predict(X, wavelengths=wavelengths, proba=proba)

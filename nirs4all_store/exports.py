@@ -1,0 +1,236 @@
+"""Exports of workspace content: predictions to Parquet, runs to YAML, configs to JSON.
+
+Every export checks its ids before touching the disk (KeyError for an unknown id and no
+file left behind), creates parent folders, and writes atomically: into a temporary file
+in the target folder, then `os.replace`, so a reader never sees a half-written file. A
+bare file name goes to the workspace's `exports/` folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from .artifacts import TEMP_PREFIX, fsync_dir
+from .models import Prediction, PredictionArrays
+from .repositories.base import arrow_type, check_id
+from .repositories.predictions import FILTERS, apply_filters
+
+if TYPE_CHECKING:
+    from .store import WorkspaceStore
+
+T = Prediction.__table__
+A = PredictionArrays.__table__
+
+#: Array columns `include_arrays=True` adds, with their Arrow types.
+ARRAY_COLUMNS = {
+    "y_true": pa.list_(pa.float64()),
+    "y_pred": pa.list_(pa.float64()),
+    "y_proba": pa.list_(pa.list_(pa.float64())),
+}
+
+
+def resolve_output(
+    store: WorkspaceStore, output_path: str | os.PathLike[str], suffix: str | None = None
+) -> Path:
+    """Absolute target path: bare names go to `exports/`; `suffix` is added when missing."""
+    if not isinstance(output_path, (str, os.PathLike)):
+        raise TypeError(f"output_path must be a path, got {type(output_path).__name__}")
+    raw = os.fspath(output_path)
+    if not raw or raw.endswith(("/", os.sep)):
+        raise ValueError(f"output_path must name a file, got {raw!r}")
+    path = Path(raw).expanduser()
+    if not path.is_absolute() and len(path.parts) == 1:
+        path = store.exports_path() / path
+    if suffix is not None and not path.suffix:
+        path = path.with_name(path.name + suffix)
+    if path.exists() and path.is_dir():
+        raise IsADirectoryError(f"output_path {path} is a folder; give a file name")
+    return path.resolve()
+
+
+@contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path`; renamed onto it when the block succeeds, else removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def _check_filters(filters: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    flt = dict(filters)
+    run_id = flt.pop("run_id", None)
+    bad = [name for name in flt if name not in FILTERS]
+    if bad:
+        raise ValueError(
+            f"unknown prediction filter(s) {bad}; expected some of {list(FILTERS)} or run_id"
+        )
+    if run_id is not None:
+        check_id("run_id", run_id)
+    return run_id, flt
+
+
+def export_predictions_parquet(
+    store: WorkspaceStore,
+    output_path: str | os.PathLike[str],
+    include_arrays: bool = False,
+    **filters: Any,
+) -> Path:
+    """Write the predictions matching `filters` (those of `query_predictions`) to Parquet.
+
+    Columns and types are those of `query_predictions` (JSON as text, timestamps UTC);
+    `include_arrays=True` adds y_true, y_pred (list<double>) and y_proba (list<list<double>>).
+    DuckDB streams the result with `COPY ... TO (FORMAT parquet)`; other backends go
+    through pyarrow. An empty result is a valid Parquet file with the full schema.
+    """
+    run_id, flt = _check_filters(filters)
+    path = resolve_output(store, output_path, ".parquet")
+    with store.transaction() as session:
+        connection = session.connection()
+        if connection.dialect.name == "duckdb":
+            query = _duckdb_select(flt, run_id, include_arrays)
+            sql = str(
+                query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+            )
+            raw = connection.connection.driver_connection
+            with atomic_target(path) as tmp:
+                target = str(tmp).replace("'", "''")
+                raw.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)")
+            return path
+        table = _arrow_predictions(session, flt, run_id, include_arrays)
+    with atomic_target(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def _duckdb_select(
+    flt: Mapping[str, Any], run_id: str | None, include_arrays: bool
+) -> sa.Select[Any]:
+    """The predictions query with casts giving the same Arrow types as `query_predictions`."""
+    columns: list[Any] = []
+    for column in T.columns:
+        kind = arrow_type(column)
+        if pa.types.is_timestamp(kind):
+            # Stored as naive UTC; TIMESTAMPTZ (session TimeZone is UTC) marks it as UTC.
+            columns.append(sa.cast(column, sa.DateTime(timezone=True)).label(column.name))
+        elif pa.types.is_int64(kind):
+            columns.append(sa.cast(column, sa.BigInteger).label(column.name))
+        elif pa.types.is_string(kind):
+            columns.append(sa.cast(column, sa.String).label(column.name))
+        else:
+            columns.append(column)
+    if include_arrays:
+        columns.extend(A.c[name] for name in ARRAY_COLUMNS)
+        source = T.outerjoin(A, A.c.prediction_id == T.c.prediction_id)
+        query = sa.select(*columns).select_from(source)
+    else:
+        query = sa.select(*columns)
+    query = apply_filters(query, flt, run_id=run_id)
+    return query.order_by(T.c.created_at, T.c.prediction_id)
+
+
+def _arrow_predictions(
+    session: Any, flt: Mapping[str, Any], run_id: str | None, include_arrays: bool
+) -> pa.Table:
+    from .repositories.predictions import PredictionRepository
+
+    repo = PredictionRepository(session)
+    table = repo.query(flt, run_id=run_id)
+    if not include_arrays:
+        return table
+    ids = table.column("prediction_id").to_pylist()
+    arrays = repo.arrays_for(ids)
+    for name, kind in ARRAY_COLUMNS.items():
+        values = []
+        for pid in ids:
+            value = arrays.get(pid, {}).get(name)
+            values.append(None if value is None else np.asarray(value).tolist())
+        table = table.append_column(name, pa.array(values, type=kind))
+    return table
+
+
+# -- runs and pipeline configs ------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    """YAML-safe plain data: datetimes as ISO text, numpy scalars as Python numbers."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (bytes, np.ndarray)):
+        return None  # no arrays or binaries in a run export
+    return value
+
+
+def export_run(store: WorkspaceStore, run_id: str, output_path: str | os.PathLike[str]) -> Path:
+    """Write a run with its pipelines and chains as YAML (`yaml.safe_load` reads it back).
+
+    No arrays or binaries: chains name their artifacts by id. Uses PyYAML's safe dumper,
+    whose quoting of ambiguous strings ("yes", "1e5", "null") a hand emitter would have to
+    reimplement.
+    """
+    import yaml
+
+    check_id("run_id", run_id)
+    with store.transaction():
+        run = store.get_run(run_id)
+        if run is None:
+            raise KeyError(f"unknown run_id {run_id!r}")
+        pipelines = []
+        for pipeline_id in store.list_pipelines(run_id=run_id).column("pipeline_id").to_pylist():
+            pipeline = store.get_pipeline(pipeline_id) or {}
+            chain_ids = store.get_chains_for_pipeline(pipeline_id).column("chain_id").to_pylist()
+            pipeline["chains"] = [store.get_chain(cid) for cid in chain_ids]
+            pipelines.append(pipeline)
+    document = {
+        "format": "nirs4all-store run export",
+        "format_version": 1,
+        "run": _plain(run),
+        "pipelines": _plain(pipelines),
+    }
+    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    path = resolve_output(store, output_path, ".yaml")
+    with atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def export_pipeline_config(
+    store: WorkspaceStore, pipeline_id: str, output_path: str | os.PathLike[str]
+) -> Path:
+    """Write a pipeline's expanded config as JSON (ready to re-run or to save as a template)."""
+    check_id("pipeline_id", pipeline_id)
+    pipeline = store.get_pipeline(pipeline_id)
+    if pipeline is None:
+        raise KeyError(f"unknown pipeline_id {pipeline_id!r}")
+    text = json.dumps(_plain(pipeline["expanded_config"]), indent=2, allow_nan=False)
+    path = resolve_output(store, output_path, ".json")
+    with atomic_target(path) as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
+    return path

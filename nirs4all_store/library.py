@@ -1,0 +1,202 @@
+"""`PipelineLibrary`: reusable pipeline templates kept in the workspace database.
+
+Templates are structured data (a config plus category, tags, description, metrics), so
+they live in the `pipeline_templates` table (revision 0003) next to the runs they came
+from: one backup, transactional writes, and every backend the store supports.
+
+A library opened on a path opens a `WorkspaceStore` of its own; DuckDB shares one
+database instance per file inside a process, so it works beside an open store. Handing
+in an open `WorkspaceStore` reuses its engine (the only way with an `Engine`-backed store).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from .models import PipelineTemplate
+from .repositories.base import check_json
+from .store import WorkspaceStore
+from .types import utcnow
+
+T = PipelineTemplate.__table__
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,127}$")
+METADATA_COLUMNS = tuple(c.name for c in T.columns if c.name != "config")
+
+
+def check_name(field: str, value: Any) -> str:
+    """Names are 1-128 letters, digits, space, `_`, `-`, `.`, starting with a letter/digit."""
+    if (
+        not isinstance(value, str)
+        or not NAME_PATTERN.match(value)
+        or ".." in value
+        or value != value.strip()
+    ):
+        raise ValueError(
+            f"{field} must be 1-128 characters of letters, digits, space, '_', '-' or '.', "
+            f"starting with a letter or digit, without '..' or surrounding spaces; got {value!r}"
+        )
+    return value
+
+
+def _check_tags(tags: Any) -> list[str]:
+    if isinstance(tags, str) or not isinstance(tags, Iterable):
+        raise TypeError(f"tags must be a list of strings, got {type(tags).__name__}: {tags!r}")
+    clean: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip():
+            raise ValueError(f"every tag must be a non-empty string, got {tag!r}")
+        if tag not in clean:
+            clean.append(tag)
+    return clean
+
+
+class PipelineLibrary:
+    """Save, find and load pipeline templates of a workspace.
+
+    `PipelineLibrary("workspace")` (optionally `url=` as for `WorkspaceStore`) or
+    `PipelineLibrary(store)` with an open store. Use as a context manager or `close()`.
+    """
+
+    def __init__(
+        self, workspace: str | os.PathLike[str] | WorkspaceStore, *, url: Any = None
+    ) -> None:
+        if isinstance(workspace, WorkspaceStore):
+            if url is not None:
+                raise ValueError(
+                    "give url= only with a workspace path, not with an open WorkspaceStore"
+                )
+            self.store = workspace
+            self._owns_store = False
+        elif isinstance(workspace, (str, os.PathLike)):
+            # NullPool: the library does not keep the file locked between its calls.
+            self.store = WorkspaceStore(Path(workspace), url=url, hold_lock=False)
+            self._owns_store = True
+        else:
+            raise TypeError(
+                f"workspace must be a path or a WorkspaceStore, got {type(workspace).__name__}"
+            )
+
+    def close(self) -> None:
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> PipelineLibrary:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PipelineLibrary({self.store!r})"
+
+    # -- writes ----------------------------------------------------------------------------
+    def save_template(
+        self,
+        config: Any,
+        name: str,
+        category: str = "general",
+        tags: Iterable[str] = (),
+        description: str = "",
+        metrics: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> str:
+        """Store `config` under `name`; returns the template id.
+
+        ValueError when the name exists and `overwrite` is False. With `overwrite=True`
+        the template keeps its id and creation time; everything else is replaced.
+        """
+        check_name("name", name)
+        check_name("category", category)
+        if config is None:
+            raise ValueError("config must be a JSON-serialisable pipeline config, got None")
+        clean_config = check_json("config", config)
+        clean_tags = _check_tags(tags)
+        if not isinstance(description, str):
+            raise TypeError(f"description must be a string, got {type(description).__name__}")
+        if metrics is not None and not isinstance(metrics, Mapping):
+            raise TypeError(f"metrics must be a dict or None, got {type(metrics).__name__}")
+        clean_metrics = check_json("metrics", dict(metrics)) if metrics is not None else None
+        values = {
+            "category": category,
+            "tags": clean_tags,
+            "description": description,
+            "config": clean_config,
+            "metrics": clean_metrics,
+            "updated_at": utcnow(),
+        }
+        with self.store.transaction() as s:
+            existing = s.execute(sa.select(T.c.template_id).where(T.c.name == name)).scalar()
+            if existing is not None:
+                if not overwrite:
+                    raise ValueError(
+                        f"template {name!r} already exists; pass overwrite=True to replace it"
+                    )
+                s.execute(sa.update(T).where(T.c.template_id == existing).values(**values))
+                return str(existing)
+            template_id = str(uuid.uuid4())
+            s.execute(
+                sa.insert(T).values(
+                    template_id=template_id, name=name, created_at=values["updated_at"], **values
+                )
+            )
+            return template_id
+
+    def delete_template(self, name: str) -> None:
+        """Remove a template; KeyError when there is none of that name."""
+        check_name("name", name)
+        with self.store.transaction() as s:
+            if s.execute(sa.delete(T).where(T.c.name == name)).rowcount == 0:
+                raise KeyError(f"unknown template {name!r}")
+
+    # -- reads -----------------------------------------------------------------------------
+    def _row(
+        self, name: str, category: str | None, columns: Iterable[sa.Column[Any]]
+    ) -> dict[str, Any]:
+        check_name("name", name)
+        if category is not None:
+            check_name("category", category)
+        with self.store.transaction() as s:
+            row = s.execute(
+                sa.select(*columns, T.c.category.label("_category")).where(T.c.name == name)
+            ).first()
+        if row is None:
+            raise KeyError(f"unknown template {name!r}")
+        found = dict(row._mapping)
+        actual = found.pop("_category")
+        if category is not None and actual != category:
+            raise KeyError(f"template {name!r} is in category {actual!r}, not {category!r}")
+        return found
+
+    def load_template(self, name: str, category: str | None = None) -> Any:
+        """The template's config; KeyError for an unknown name (or one in another category)."""
+        return self._row(name, category, [T.c.config])["config"]
+
+    def get_template_metadata(self, name: str) -> dict[str, Any]:
+        """Everything but the config: name, category, tags, description, metrics, times, id."""
+        return self._row(name, None, [T.c[c] for c in METADATA_COLUMNS])
+
+    def list_templates(
+        self, category: str | None = None, tags: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Metadata of the templates in `category` having *all* `tags`, by category and name."""
+        query = sa.select(*[T.c[c] for c in METADATA_COLUMNS]).order_by(T.c.category, T.c.name)
+        if category is not None:
+            query = query.where(T.c.category == check_name("category", category))
+        wanted = set(_check_tags(tags)) if tags is not None else set()
+        with self.store.transaction() as s:
+            rows = [dict(r._mapping) for r in s.execute(query).all()]
+        # Tags are a JSON list: matched here so the filter is the same on every backend.
+        return [r for r in rows if wanted.issubset(r["tags"] or [])]
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        with self.store.transaction() as s:
+            return s.execute(sa.select(T.c.template_id).where(T.c.name == name)).first() is not None
