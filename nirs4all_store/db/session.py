@@ -27,7 +27,7 @@ MAX_ATTEMPTS = 8
 _TRANSIENT_MARKERS = (
     "conflict on update",
     "conflict on tuple deletion",
-    "transactioncontext error",
+    "write-write conflict",
     "database is locked",
     "could not serialize access",
     "deadlock detected",

@@ -56,12 +56,14 @@ def check_text(field: str, value: Any, *, optional: bool = False) -> str | None:
 
 
 def check_number(field: str, value: Any, *, optional: bool = True) -> float | None:
-    """A real number (NaN allowed: a missing score); bools and strings are refused."""
+    """A real number; NaN means "missing" and is stored as NULL (NaN sorts above every number
+    on DuckDB and PostgreSQL, SQLite turns it into NULL: NULL is the one portable form)."""
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{field} must be a number, got {type(value).__name__}: {value!r}")
-    return float(value)
+    number = float(value)
+    return None if math.isnan(number) else number
 
 
 def check_int(field: str, value: Any, *, optional: bool = True) -> int | None:

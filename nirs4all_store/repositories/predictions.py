@@ -8,6 +8,7 @@ executemany (insertmanyvalues on PostgreSQL).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -277,8 +278,13 @@ def _arrow_insert(raw: Any, table: str, data: pa.Table) -> None:
     raw.register(name, data)
     try:
         raw.execute(f'INSERT INTO {table} ({cols}) SELECT {cols} FROM "{name}"')
-    finally:
-        raw.unregister(name)
+    except Exception:
+        # the failed INSERT aborted the transaction: unregistering would raise "transaction
+        # is aborted" and hide the real error (e.g. a duplicate key)
+        with contextlib.suppress(Exception):
+            raw.unregister(name)
+        raise
+    raw.unregister(name)
 
 
 def _predictions_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:

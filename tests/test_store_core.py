@@ -1,0 +1,313 @@
+"""The seed API of WorkspaceStore: runs, pipelines, chains, predictions, logs, transactions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+from helpers import prediction_record, record_pipeline
+
+from nirs4all_store import ConstraintError, StoreError, WorkspaceStore
+
+
+def test_workspace_layout(store: WorkspaceStore, workspace, backend: str) -> None:
+    assert (workspace / "artifacts").is_dir()
+    assert (workspace / "store.duckdb").exists() == (backend == "duckdb")
+    assert not (workspace / "exports").exists()
+
+
+def test_run_lifecycle_and_json_and_utc(store: WorkspaceStore) -> None:
+    config = {"cv": 5, "bad": math.nan, "nested": {"inf": math.inf, "list": [1.5, np.float64(2.5)]}}
+    run_id = store.begin_run("sweep", config=config, datasets=[{"name": "wheat", "n": np.int64(3)}])
+    run = store.get_run(run_id)
+    assert run is not None and run["status"] == "running"
+    assert run["config"] == {"cv": 5, "bad": None, "nested": {"inf": None, "list": [1.5, 2.5]}}
+    assert run["datasets"] == [{"name": "wheat", "n": 3}]
+    assert run["created_at"].tzinfo is not None and run["created_at"].utcoffset() == dt.timedelta(0)
+    assert abs(run["created_at"] - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(minutes=5)
+    store.complete_run(run_id, summary={"best": 0.1})
+    run = store.get_run(run_id)
+    assert run["status"] == "completed" and run["summary"] == {"best": 0.1}
+    assert run["completed_at"] >= run["created_at"]
+    other = store.begin_run("broken")
+    store.fail_run(other, "boom")
+    assert store.get_run(other)["status"] == "failed"
+    assert store.get_run(other)["error"] == "boom"
+    assert store.get_run("00000000-0000-0000-0000-000000000000") is None
+
+
+def test_list_runs_newest_first_and_pages(store: WorkspaceStore) -> None:
+    ids = [store.begin_run(f"r{i}") for i in range(5)]
+    listed = store.list_runs()
+    assert isinstance(listed, pa.Table)
+    assert listed.column("run_id").to_pylist() == ids[::-1]
+    pages = [store.list_runs(limit=2, offset=o).column("run_id").to_pylist() for o in (0, 2, 4)]
+    assert sum(pages, []) == ids[::-1]
+    store.complete_run(ids[0])
+    assert store.list_runs(status="completed").column("run_id").to_pylist() == [ids[0]]
+    with pytest.raises(ValueError, match="status"):
+        store.list_runs(status="done")
+
+
+def test_pipelines(store: WorkspaceStore) -> None:
+    run_id = store.begin_run("r")
+    p1 = store.begin_pipeline(run_id, "a", {"steps": [1]}, {"n": 1}, "wheat", "h1")
+    p2 = store.begin_pipeline(run_id, "b", None, None, "corn", None)
+    store.complete_pipeline(p1, best_val=0.25, best_test=0.5, metric="rmse", duration_ms=12.5)
+    got = store.get_pipeline(p1)
+    assert got["status"] == "completed" and got["best_val"] == 0.25 and got["expanded_config"] == {"steps": [1]}
+    assert got["generator_choices"] == {"n": 1}
+    assert store.list_pipelines(run_id=run_id).column("pipeline_id").to_pylist() == [p2, p1]
+    assert store.list_pipelines(dataset_name="corn").column("pipeline_id").to_pylist() == [p2]
+    store.fail_pipeline(p2, "diverged")
+    assert store.get_pipeline(p2)["status"] == "failed" and store.get_pipeline(p2)["error"] == "diverged"
+
+
+def test_doubles_are_eight_bytes(store: WorkspaceStore) -> None:
+    rec = record_pipeline(store, with_predictions=False)
+    store.complete_pipeline(rec.pipeline_id, best_val=0.1, best_test=1 / 3, metric="rmse", duration_ms=0.1)
+    got = store.get_pipeline(rec.pipeline_id)
+    assert got["best_val"] == 0.1 and got["best_test"] == 1 / 3
+    [pid] = store.save_predictions([prediction_record(rec.pipeline_id, rec.chain_id, score=0.1)])
+    assert store.get_prediction(pid)["val_score"] == 0.1
+
+
+def test_chain_roundtrip(store: WorkspaceStore) -> None:
+    rec = record_pipeline(store, with_predictions=False)
+    chain = store.get_chain(rec.chain_id)
+    assert chain["pipeline_id"] == rec.pipeline_id
+    assert chain["shared_artifacts"] == {"0": rec.artifact_ids[0]}
+    assert set(chain["fold_artifacts"]) == {"fold_0", "fold_1"}
+    assert chain["steps"][1]["operator_class"] == "PLSRegression"
+    table = store.get_chains_for_pipeline(rec.pipeline_id)
+    assert isinstance(table, pa.Table) and table.column("chain_id").to_pylist() == [rec.chain_id]
+    assert store.get_chain("nope-not-there") is None
+
+
+def test_prediction_with_arrays_single_row_api(store: WorkspaceStore) -> None:
+    rec = record_pipeline(store, with_predictions=False)
+    pid = store.save_prediction(
+        rec.pipeline_id, rec.chain_id, "wheat", "LogReg", "LogisticRegression", "fold_0", "val",
+        val_score=0.8, metric="accuracy", task_type="classification", n_samples=3, n_features=12,
+        scores={"accuracy": 0.8}, best_params={"C": 1.0}, branch_id=0, branch_name="main",
+    )
+    proba = np.array([[0.1, 0.9], [0.8, 0.2], [0.5, 0.5]])
+    store.save_prediction_arrays(pid, y_true=[1, 0, 1], y_pred=[1, 0, 0], y_proba=proba, sample_indices=[4, 5, 6], weights=[1, 1, 2])
+    got = store.get_prediction(pid, load_arrays=True)
+    assert got["scores"] == {"accuracy": 0.8} and got["best_params"] == {"C": 1.0}
+    np.testing.assert_array_equal(got["y_true"], [1.0, 0.0, 1.0])
+    assert got["y_proba"].shape == (3, 2)
+    np.testing.assert_array_equal(got["y_proba"], proba)
+    assert got["sample_indices"].dtype.kind == "i"
+    np.testing.assert_array_equal(got["sample_indices"], [4, 5, 6])
+    np.testing.assert_array_equal(got["weights"], [1.0, 1.0, 2.0])
+    assert "y_true" not in store.get_prediction(pid)
+    # replacing the arrays of a prediction keeps one set
+    store.save_prediction_arrays(pid, y_true=[0.0], y_pred=[1.0])
+    np.testing.assert_array_equal(store.get_prediction(pid, load_arrays=True)["y_true"], [0.0])
+
+
+def test_bulk_predictions_arrays_roundtrip(store: WorkspaceStore) -> None:
+    rec = record_pipeline(store, with_predictions=False)
+    proba = np.random.default_rng(1).random((20, 3))
+    records = [
+        prediction_record(rec.pipeline_id, rec.chain_id, fold="fold_0", partition="val", y_proba=proba, weights=np.ones(20)),
+        prediction_record(rec.pipeline_id, rec.chain_id, fold="fold_0", partition="train", seed=3),
+        {**prediction_record(rec.pipeline_id, None, fold="avg", partition="val"), "y_true": None, "y_pred": None, "sample_indices": None},
+    ]
+    ids = store.save_predictions(records)
+    first = store.get_prediction(ids[0], load_arrays=True)
+    np.testing.assert_array_equal(first["y_proba"], proba)
+    np.testing.assert_array_equal(first["y_true"], records[0]["y_true"])
+    assert first["n_samples"] == 20
+    second = store.get_prediction(ids[1], load_arrays=True)
+    assert second["y_proba"] is None and second["weights"] is None
+    np.testing.assert_array_equal(second["sample_indices"], np.arange(20))
+    third = store.get_prediction(ids[2], load_arrays=True)
+    assert third["chain_id"] is None and third["y_true"] is None
+
+
+def test_nan_scores_and_nan_in_arrays(store: WorkspaceStore) -> None:
+    rec = record_pipeline(store, with_predictions=False)
+    record = prediction_record(rec.pipeline_id, rec.chain_id, score=math.nan)
+    record["y_pred"] = np.array([math.nan] * 20)
+    [pid] = store.save_predictions([record])
+    got = store.get_prediction(pid, load_arrays=True)
+    assert got["val_score"] is None or math.isnan(got["val_score"])
+    assert np.isnan(got["y_pred"]).all()
+
+
+def test_query_predictions_filters_and_stable_pages(store: WorkspaceStore) -> None:
+    rec = record_pipeline(store, with_predictions=False)
+    records = [
+        prediction_record(rec.pipeline_id, rec.chain_id, fold=f"fold_{i}", partition=p, branch_id=b, score=i / 10)
+        for i in range(6)
+        for p in ("train", "val")
+        for b in (0, 1)
+    ]
+    ids = store.save_predictions(records)
+    everything = store.query_predictions()
+    assert everything.num_rows == 24
+    assert store.query_predictions(partition="val").num_rows == 12
+    branch0 = store.query_predictions(branch_id=0)
+    assert branch0.num_rows == 12 and set(branch0.column("branch_id").to_pylist()) == {0}
+    assert store.query_predictions(run_id=rec.run_id, fold_id="fold_3").num_rows == 4
+    assert store.query_predictions(dataset_name="nope").num_rows == 0
+    pages = [store.query_predictions(limit=5, offset=o).column("prediction_id").to_pylist() for o in range(0, 24, 5)]
+    flat = sum(pages, [])
+    assert len(flat) == 24 and set(flat) == set(ids)
+    with pytest.raises(ValueError, match="unknown prediction filter 'colour'"):
+        store.query_predictions(colour="red")
+
+
+def test_top_predictions(store: WorkspaceStore) -> None:
+    rec = record_pipeline(store, with_predictions=False)
+    records = []
+    for i, model in enumerate(["PLS", "PLS", "Ridge", "Ridge", "SVR"]):
+        records.append(prediction_record(rec.pipeline_id, rec.chain_id, fold=f"fold_{i}", score=[0.5, 0.2, 0.4, 0.9, math.nan][i], model_class=model))
+        records.append(prediction_record(rec.pipeline_id, rec.chain_id, fold=f"fold_{i}", partition="train", score=0.01, model_class=model))
+    store.save_predictions(records)
+    top = store.top_predictions(3)
+    assert top.column("val_score").to_pylist() == [0.2, 0.4, 0.5]
+    assert store.top_predictions(1, ascending=False).column("val_score").to_pylist() == [0.9]
+    assert store.top_predictions(10).num_rows == 5  # the NaN score ranks last
+    grouped = store.top_predictions(1, group_by="model_class")
+    assert dict(zip(grouped.column("model_class").to_pylist(), grouped.column("val_score").to_pylist())) == {
+        "PLS": 0.2, "Ridge": 0.4, "SVR": None,
+    } or grouped.num_rows == 3
+    assert set(grouped.column("model_class").to_pylist()) == {"PLS", "Ridge", "SVR"}
+    two = store.top_predictions(2, group_by="model_class")
+    assert sorted(two.column("model_class").to_pylist()) == ["PLS", "PLS", "Ridge", "Ridge", "SVR"]
+    assert store.top_predictions(5, partition="train").num_rows == 5
+    assert store.top_predictions(5, dataset_name="other").num_rows == 0
+    with pytest.raises(ValueError, match="unknown prediction column"):
+        store.top_predictions(3, metric="val_score; DROP TABLE runs")
+    with pytest.raises(ValueError, match="unknown prediction column"):
+        store.top_predictions(3, group_by="nope")
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        store.top_predictions(0)
+    assert store.list_runs().num_rows == 1
+
+
+def test_logs_and_run_summary(store: WorkspaceStore) -> None:
+    rec = record_pipeline(store)
+    other = record_pipeline(store, rec.run_id, seed=1, with_predictions=False)
+    store.log_step(rec.pipeline_id, 2, "PLS", "error", 0.5, message="bad", details={"x": 1}, level="error")
+    log = store.get_pipeline_log(rec.pipeline_id)
+    assert log.num_rows == 3
+    assert log.column("level").to_pylist() == ["info", "warning", "error"]
+    summary = {row["pipeline_id"]: row for row in store.get_run_log_summary(rec.run_id).to_pylist()}
+    assert summary[rec.pipeline_id]["total_duration_ms"] == 4.5
+    assert summary[rec.pipeline_id]["step_count"] == 3
+    assert summary[rec.pipeline_id]["warning_count"] == 1
+    assert summary[rec.pipeline_id]["error_count"] == 1
+    assert summary[other.pipeline_id]["step_count"] == 0
+    with pytest.raises(ValueError, match="level must be one of"):
+        store.log_step(rec.pipeline_id, 0, "X", "fit", level="loud")
+    with pytest.raises(KeyError, match="unknown pipeline_id"):
+        store.log_step("no-such-pipeline", 0, "X", "fit")
+
+
+def test_unknown_ids_raise_key_error_naming_them(store: WorkspaceStore) -> None:
+    missing = "11111111-2222-3333-4444-555555555555"
+    for call in (
+        lambda: store.complete_run(missing),
+        lambda: store.fail_run(missing, "x"),
+        lambda: store.complete_pipeline(missing, 0.1, 0.1, "rmse", 1),
+        lambda: store.fail_pipeline(missing, "x"),
+        lambda: store.begin_pipeline(missing, "p", None, None, "d", None),
+        lambda: store.save_chain(missing, [], 0, "M"),
+        lambda: store.save_prediction_arrays(missing, y_true=[1.0], y_pred=[1.0]),
+        lambda: store.delete_run(missing),
+    ):
+        with pytest.raises(KeyError, match=missing):
+            call()
+    assert store.list_runs().num_rows == 0 and store.list_pipelines().num_rows == 0
+
+
+def test_orphan_writes_store_nothing(store: WorkspaceStore) -> None:
+    rec = record_pipeline(store, with_predictions=False)
+    good = prediction_record(rec.pipeline_id, rec.chain_id)
+    with pytest.raises(KeyError, match="unknown pipeline_id"):
+        store.save_predictions([good, {**good, "fold_id": "fold_9", "pipeline_id": "ghost"}])
+    with pytest.raises(KeyError, match="unknown chain_id"):
+        store.save_predictions([{**good, "chain_id": "ghost-chain"}])
+    assert store.query_predictions().num_rows == 0
+    with pytest.raises(KeyError, match="unknown artifact"):
+        store.save_chain(rec.pipeline_id, [], 0, "M", fold_artifacts={"fold_0": "ghost-artifact"})
+    assert store.get_chains_for_pipeline(rec.pipeline_id).num_rows == 1
+
+
+def test_bad_values_are_typed_errors_naming_the_field(store: WorkspaceStore) -> None:
+    rec = record_pipeline(store, with_predictions=False)
+    with pytest.raises(TypeError, match="config is not JSON-serialisable"):
+        store.begin_run("r", config={"obj": object()})
+    with pytest.raises(ValueError, match="same length|one length"):
+        store.save_predictions([{**prediction_record(rec.pipeline_id, rec.chain_id), "y_pred": np.zeros(3)}])
+    with pytest.raises(ValueError, match="prediction_id"):
+        store.save_predictions([{**prediction_record(rec.pipeline_id, rec.chain_id), "prediction_id": float("nan")}])
+    with pytest.raises(ValueError, match="run_id must be a non-empty id string, got nan"):
+        store.begin_pipeline(float("nan"), "p", None, None, "d", None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="partition must be one of"):
+        store.save_predictions([prediction_record(rec.pipeline_id, rec.chain_id, partition="holdout")])
+    with pytest.raises(ValueError, match="task_type must be one of"):
+        store.save_predictions([{**prediction_record(rec.pipeline_id, rec.chain_id), "task_type": "ranking"}])
+    with pytest.raises(TypeError, match="val_score must be a number"):
+        store.save_predictions([prediction_record(rec.pipeline_id, rec.chain_id, score="0.3")])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="fold_strategy must be one of"):
+        store.save_chain(rec.pipeline_id, [], 0, "M", fold_strategy="sometimes")
+    with pytest.raises(TypeError, match="records must be a sequence"):
+        store.save_predictions({"a": 1})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown prediction fields"):
+        store.save_predictions([{**prediction_record(rec.pipeline_id, rec.chain_id), "colour": "red"}])
+    assert store.query_predictions().num_rows == 0
+
+
+def test_duplicate_natural_key_is_a_constraint_error_and_store_stays_usable(store: WorkspaceStore) -> None:
+    rec = record_pipeline(store, with_predictions=False)
+    record = prediction_record(rec.pipeline_id, rec.chain_id, branch_id=0)
+    store.save_predictions([record])
+    with pytest.raises(ConstraintError) as info:
+        store.save_predictions([prediction_record(rec.pipeline_id, rec.chain_id, fold="fold_5"), record])
+    assert isinstance(info.value, ValueError) and isinstance(info.value, StoreError)
+    assert not isinstance(info.value, sa.exc.SQLAlchemyError)
+    assert "save_predictions" in str(info.value)
+    assert store.query_predictions().num_rows == 1  # the batch was all or nothing
+    store.save_predictions([prediction_record(rec.pipeline_id, rec.chain_id, fold="fold_7")])
+    assert store.query_predictions().num_rows == 2
+
+
+def test_transaction_groups_and_rolls_back(store: WorkspaceStore) -> None:
+    with store.transaction():
+        run_id = store.begin_run("grouped")
+        pipeline_id = store.begin_pipeline(run_id, "p", None, None, "d", None)
+        store.log_step(pipeline_id, 0, "X", "fit")
+    assert store.get_run(run_id) is not None
+    with pytest.raises(RuntimeError, match="abort"), store.transaction():
+        store.begin_run("lost")
+        store.begin_pipeline(run_id, "lost-pipeline", None, None, "d", None)
+        raise RuntimeError("abort")
+    assert store.list_runs().column("name").to_pylist() == ["grouped"]
+    assert store.list_pipelines().num_rows == 1
+
+
+def test_close_twice_and_use_after_close(open_store) -> None:
+    store = open_store()
+    run_id = store.begin_run("r")
+    store.close()
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.get_run(run_id)
+    again = open_store()
+    assert again.get_run(run_id)["name"] == "r"
+
+
+def test_context_manager(workspace, database_url) -> None:
+    with WorkspaceStore(workspace, url=database_url) as store:
+        run_id = store.begin_run("ctx")
+    with WorkspaceStore(workspace, url=database_url) as store:
+        assert store.get_run(run_id)["name"] == "ctx"
