@@ -18,6 +18,8 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from conftest import BACKENDS as CONFTEST_BACKENDS
+from conftest import fresh_pg_database
 from sqlalchemy.engine import Engine
 
 from nirs4all_store.db import migrate
@@ -43,21 +45,24 @@ CORE_TABLES = {
     "logs",
 }
 
-BACKENDS = ("duckdb", "sqlite")
+BACKENDS = tuple(b for b in ("duckdb", "sqlite", "postgresql") if b in CONFTEST_BACKENDS)
 
 
-def make_url(backend: str, folder: Path) -> str:
-    """A URL for a new, empty database of `backend` under `folder`."""
+def make_url(backend: str, folder: Path, request: pytest.FixtureRequest | None = None) -> str:
+    """A URL for a new, empty database of `backend` (PostgreSQL: a new database on the
+    session's throwaway server)."""
     if backend == "duckdb":
         return str(duckdb_url(folder / "store.duckdb"))
     if backend == "sqlite":
         return f"sqlite:///{folder / 'store.sqlite'}"
+    if backend == "postgresql" and request is not None:
+        return fresh_pg_database(request.getfixturevalue("pg_url"), None)
     raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
 
 
 @pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return make_url(request.param, tmp_path)
+    return make_url(request.param, tmp_path, request)
 
 
 @pytest.fixture
@@ -150,9 +155,9 @@ def test_upgrade_from_empty_creates_every_table(
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_upgrade_downgrade_upgrade_round_trip(
-    backend: str, tmp_path: Path, engine_factory: Callable[[str], Engine]
+    backend: str, tmp_path: Path, engine_factory: Callable[[str], Engine], request: pytest.FixtureRequest
 ) -> None:
-    engine = engine_factory(make_url(backend, tmp_path))
+    engine = engine_factory(make_url(backend, tmp_path, request))
     migrate.upgrade(engine)
     assert set(Base.metadata.tables) <= table_names(engine)
 
