@@ -140,9 +140,7 @@ class ArtifactFiles:
         try:
             data = target.read_bytes()
         except FileNotFoundError:
-            raise FileNotFoundError(
-                f"artifact {artifact_id} file is missing: {target}"
-            ) from None
+            raise FileNotFoundError(f"artifact {artifact_id} file is missing: {target}") from None
         actual = sha256_bytes(data)
         if actual != content_hash:
             raise ArtifactIntegrityError(

@@ -94,9 +94,12 @@ def verify_workspace(store: WorkspaceStore, *, repair: bool, grace_seconds: floa
 
         if repair:
             if report.ref_count_mismatches:
-                store._run("verify(repair)", lambda s: ArtifactRepository(s).set_counts(
-                    {aid: n for aid, n in expected.items() if n}
-                ))
+                store._run(
+                    "verify(repair)",
+                    lambda s: ArtifactRepository(s).set_counts(
+                        {aid: n for aid, n in expected.items() if n}
+                    ),
+                )
                 report.repaired_ref_counts = len(report.ref_count_mismatches)
             for relpath in report.orphan_files:
                 with contextlib.suppress(FileNotFoundError):

@@ -38,7 +38,6 @@ from .repositories import (
 )
 from .repositories.artifacts import artifact_id_for
 from .repositories.base import check_id
-from .repositories.chains import artifact_refs
 from .repositories.predictions import validate_arrays, validate_prediction
 from .types import utcnow
 
@@ -117,7 +116,9 @@ class WorkspaceStore:
                     pass
                 else:
                     recover_interrupted_adoption(self.path)  # type: ignore[arg-type]
-            engine = engines.create_store_engine(url, lock_timeout=self.lock_timeout, hold_lock=self.hold_lock)
+            engine = engines.create_store_engine(
+                url, lock_timeout=self.lock_timeout, hold_lock=self.hold_lock
+            )
         try:
             self._ensure_schema(engine)
         except BaseException:
@@ -127,7 +128,9 @@ class WorkspaceStore:
         return engine
 
     def _ensure_schema(self, engine: Engine) -> None:
-        described = str(engines.database_file(engine.url) or engine.url.render_as_string(hide_password=True))
+        described = str(
+            engines.database_file(engine.url) or engine.url.render_as_string(hide_password=True)
+        )
         server = engines.is_server(engine.url)
         try:
             migrate.ensure_schema(
@@ -215,7 +218,9 @@ class WorkspaceStore:
         return self._run("begin_run", lambda s: RunRepository(s).create(name, config, datasets))
 
     def complete_run(self, run_id: str, summary: Any = None) -> None:
-        self._run("complete_run", lambda s: RunRepository(s).finish(run_id, "completed", summary=summary))
+        self._run(
+            "complete_run", lambda s: RunRepository(s).finish(run_id, "completed", summary=summary)
+        )
 
     def fail_run(self, run_id: str, error: str) -> None:
         self._run("fail_run", lambda s: RunRepository(s).finish(run_id, "failed", error=error))
@@ -224,10 +229,17 @@ class WorkspaceStore:
         return self._run("get_run", lambda s: RunRepository(s).get(run_id))
 
     def list_runs(
-        self, status: str | None = None, name: str | None = None, limit: int | None = 100, offset: int = 0
+        self,
+        status: str | None = None,
+        name: str | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
     ) -> pa.Table:
         """Runs, newest first."""
-        return self._run("list_runs", lambda s: RunRepository(s).list(status=status, name=name, limit=limit, offset=offset))
+        return self._run(
+            "list_runs",
+            lambda s: RunRepository(s).list(status=status, name=name, limit=limit, offset=offset),
+        )
 
     # -- pipelines -----------------------------------------------------------------------
     def begin_pipeline(
@@ -243,7 +255,9 @@ class WorkspaceStore:
 
         def work(s: Session) -> str:
             RunRepository(s).require(run_id)
-            return PipelineRepository(s).create(run_id, name, expanded_config, generator_choices, dataset_name, dataset_hash)
+            return PipelineRepository(s).create(
+                run_id, name, expanded_config, generator_choices, dataset_name, dataset_hash
+            )
 
         return self._run("begin_pipeline", work)
 
@@ -255,7 +269,12 @@ class WorkspaceStore:
         metric: str | None = None,
         duration_ms: float | None = None,
     ) -> None:
-        self._run("complete_pipeline", lambda s: PipelineRepository(s).complete(pipeline_id, best_val, best_test, metric, duration_ms))
+        self._run(
+            "complete_pipeline",
+            lambda s: PipelineRepository(s).complete(
+                pipeline_id, best_val, best_test, metric, duration_ms
+            ),
+        )
 
     def fail_pipeline(self, pipeline_id: str, error: str) -> None:
         """Mark a pipeline failed; its predictions, chains and logs go, references released."""
@@ -282,7 +301,9 @@ class WorkspaceStore:
         """Pipelines, newest first."""
         return self._run(
             "list_pipelines",
-            lambda s: PipelineRepository(s).list(run_id=run_id, dataset_name=dataset_name, status=status, limit=limit, offset=offset),
+            lambda s: PipelineRepository(s).list(
+                run_id=run_id, dataset_name=dataset_name, status=status, limit=limit, offset=offset
+            ),
         )
 
     # -- chains --------------------------------------------------------------------------
@@ -308,17 +329,32 @@ class WorkspaceStore:
         def work(s: Session) -> str:
             PipelineRepository(s).require(pipeline_id)
             chain_id, refs = ChainRepository(s).create(
-                pipeline_id, steps, model_step_idx, model_class, preprocessings, fold_strategy,
-                fold_artifacts, shared_artifacts, branch_path, source_index, model_name, metric,
-                task_type, dataset_name,
+                pipeline_id,
+                steps,
+                model_step_idx,
+                model_class,
+                preprocessings,
+                fold_strategy,
+                fold_artifacts,
+                shared_artifacts,
+                branch_path,
+                source_index,
+                model_name,
+                metric,
+                task_type,
+                dataset_name,
             )
             artifacts = ArtifactRepository(s)
             missing = artifacts.missing(refs)
             if missing:
-                raise KeyError(f"unknown artifact id(s) {missing} in chain of pipeline {pipeline_id!r}")
+                raise KeyError(
+                    f"unknown artifact id(s) {missing} in chain of pipeline {pipeline_id!r}"
+                )
             updated = artifacts.adjust(dict.fromkeys(refs, 1))
             if updated != len(refs):  # a concurrent gc removed one between check and update
-                raise KeyError(f"artifact(s) of chain of pipeline {pipeline_id!r} were deleted concurrently")
+                raise KeyError(
+                    f"artifact(s) of chain of pipeline {pipeline_id!r} were deleted concurrently"
+                )
             return chain_id
 
         return self._run("save_chain", work)
@@ -327,7 +363,9 @@ class WorkspaceStore:
         return self._run("get_chain", lambda s: ChainRepository(s).get(chain_id))
 
     def get_chains_for_pipeline(self, pipeline_id: str) -> pa.Table:
-        return self._run("get_chains_for_pipeline", lambda s: ChainRepository(s).for_pipeline(pipeline_id))
+        return self._run(
+            "get_chains_for_pipeline", lambda s: ChainRepository(s).for_pipeline(pipeline_id)
+        )
 
     # -- predictions ---------------------------------------------------------------------
     def save_prediction(
@@ -407,7 +445,9 @@ class WorkspaceStore:
         def work(s: Session) -> list[str]:
             from .repositories.base import missing_ids
 
-            missing = missing_ids(s, PipelineRepository.table.c.pipeline_id, {r["pipeline_id"] for r in rows})
+            missing = missing_ids(
+                s, PipelineRepository.table.c.pipeline_id, {r["pipeline_id"] for r in rows}
+            )
             if missing:
                 raise KeyError(f"unknown pipeline_id(s) {missing}")
             chains = {r["chain_id"] for r in rows if r["chain_id"] is not None}
@@ -419,8 +459,13 @@ class WorkspaceStore:
 
         return self._run("save_predictions", work)
 
-    def get_prediction(self, prediction_id: str, load_arrays: bool = False) -> dict[str, Any] | None:
-        return self._run("get_prediction", lambda s: PredictionRepository(s).get(prediction_id, load_arrays=load_arrays))
+    def get_prediction(
+        self, prediction_id: str, load_arrays: bool = False
+    ) -> dict[str, Any] | None:
+        return self._run(
+            "get_prediction",
+            lambda s: PredictionRepository(s).get(prediction_id, load_arrays=load_arrays),
+        )
 
     def query_predictions(
         self,
@@ -433,7 +478,9 @@ class WorkspaceStore:
         """Predictions matching equality filters (dataset_name, partition, branch_id=0, ...)."""
         return self._run(
             "query_predictions",
-            lambda s: PredictionRepository(s).query(filters, run_id=run_id, limit=limit, offset=offset),
+            lambda s: PredictionRepository(s).query(
+                filters, run_id=run_id, limit=limit, offset=offset
+            ),
         )
 
     def top_predictions(
@@ -450,15 +497,22 @@ class WorkspaceStore:
         return self._run(
             "top_predictions",
             lambda s: PredictionRepository(s).top(
-                n, metric=metric, ascending=ascending, partition=partition,
-                dataset_name=dataset_name, group_by=group_by, filters=filters,
+                n,
+                metric=metric,
+                ascending=ascending,
+                partition=partition,
+                dataset_name=dataset_name,
+                group_by=group_by,
+                filters=filters,
             ),
         )
 
     def delete_prediction(self, prediction_id: str) -> bool:
         """Delete one prediction and its arrays; False when it did not exist."""
         check_id("prediction_id", prediction_id)
-        return self._run("delete_prediction", lambda s: PredictionRepository(s).delete([prediction_id]) > 0)
+        return self._run(
+            "delete_prediction", lambda s: PredictionRepository(s).delete([prediction_id]) > 0
+        )
 
     # -- logs ----------------------------------------------------------------------------
     def log_step(
@@ -474,7 +528,9 @@ class WorkspaceStore:
     ) -> str:
         def work(s: Session) -> str:
             PipelineRepository(s).require(pipeline_id)
-            return LogRepository(s).create(pipeline_id, step_idx, operator_class, event, duration_ms, message, details, level)
+            return LogRepository(s).create(
+                pipeline_id, step_idx, operator_class, event, duration_ms, message, details, level
+            )
 
         return self._run("log_step", work)
 
@@ -486,7 +542,13 @@ class WorkspaceStore:
         return self._run("get_run_log_summary", lambda s: LogRepository(s).run_summary(run_id))
 
     # -- artifacts -----------------------------------------------------------------------
-    def save_artifact(self, obj: Any, operator_class: str | None = None, artifact_type: str | None = None, format: str = "joblib") -> str:  # noqa: A002
+    def save_artifact(
+        self,
+        obj: Any,
+        operator_class: str | None = None,
+        artifact_type: str | None = None,
+        format: str = "joblib",
+    ) -> str:
         """Serialise and store `obj` content-addressed; identical bytes share one id and file.
 
         The file is in place (atomically) before the row commits. No reference is taken:
@@ -505,8 +567,12 @@ class WorkspaceStore:
                 return existing["artifact_id"]
             artifact_id = artifact_id_for(content_hash, format)
             repo.insert(
-                artifact_id=artifact_id, artifact_path=relpath, content_hash=content_hash,
-                operator_class=operator_class, artifact_type=artifact_type, fmt=format,
+                artifact_id=artifact_id,
+                artifact_path=relpath,
+                content_hash=content_hash,
+                operator_class=operator_class,
+                artifact_type=artifact_type,
+                fmt=format,
                 size_bytes=len(data),
             )
             return artifact_id
@@ -539,7 +605,9 @@ class WorkspaceStore:
         return self._run("list_artifacts", lambda s: ArtifactRepository(s).list())
 
     # -- deletion and garbage collection --------------------------------------------------
-    def _delete_pipeline_data(self, s: Session, pipeline_ids: sa.Select[Any]) -> tuple[int, set[str]]:
+    def _delete_pipeline_data(
+        self, s: Session, pipeline_ids: sa.Select[Any]
+    ) -> tuple[int, set[str]]:
         """Delete predictions (+arrays), logs and chains of the pipelines; release references.
 
         Returns (rows deleted, artifact ids whose count dropped). Set-based, in dependency
@@ -581,7 +649,9 @@ class WorkspaceStore:
             self._unlink_unused(gone)
         return deleted
 
-    def gc_artifacts(self, grace_seconds: float = 3600, dry_run: bool = False) -> int | list[dict[str, Any]]:
+    def gc_artifacts(
+        self, grace_seconds: float = 3600, dry_run: bool = False
+    ) -> int | list[dict[str, Any]]:
         """Remove artifacts no chain references (rows first, then files).
 
         An artifact no chain ever referenced that was saved less than `grace_seconds` ago is
@@ -610,28 +680,39 @@ class WorkspaceStore:
         """Delete the files of removed rows unless another row still points at the path."""
         if not gone:
             return
-        in_use = self._run("gc_artifacts", lambda s: ArtifactRepository(s).paths_in_use(g["artifact_path"] for g in gone))
+        in_use = self._run(
+            "gc_artifacts",
+            lambda s: ArtifactRepository(s).paths_in_use(g["artifact_path"] for g in gone),
+        )
         for g in gone:
             if g["artifact_path"] not in in_use:
                 self._files.delete(g["artifact_path"])
 
     # -- replay and exports (implemented in replay.py, bundle.py, exports.py) --------------
-    def replay_chain(self, chain_id: str, X: Any, wavelengths: Any = None, proba: bool = False) -> Any:
+    def replay_chain(
+        self, chain_id: str, X: Any, wavelengths: Any = None, proba: bool = False
+    ) -> Any:
         """Predict on new spectra with a stored chain (see `nirs4all_store.replay`)."""
         from .replay import replay_chain
 
         return replay_chain(self, chain_id, X, wavelengths=wavelengths, proba=proba)
 
-    def export_chain(self, chain_id: str, output_path: str | os.PathLike[str], format: str = "n4a") -> Path:  # noqa: A002
+    def export_chain(
+        self, chain_id: str, output_path: str | os.PathLike[str], format: str = "n4a"
+    ) -> Path:
         """Write a portable `.n4a` bundle of a chain (see `nirs4all_store.bundle`)."""
         from .bundle import export_chain
 
         return export_chain(self, chain_id, output_path, format=format)
 
-    def export_predictions_parquet(self, output_path: str | os.PathLike[str], include_arrays: bool = False, **filters: Any) -> Path:
+    def export_predictions_parquet(
+        self, output_path: str | os.PathLike[str], include_arrays: bool = False, **filters: Any
+    ) -> Path:
         from .exports import export_predictions_parquet
 
-        return export_predictions_parquet(self, output_path, include_arrays=include_arrays, **filters)
+        return export_predictions_parquet(
+            self, output_path, include_arrays=include_arrays, **filters
+        )
 
     def export_run(self, run_id: str, output_path: str | os.PathLike[str]) -> Path:
         from .exports import export_run

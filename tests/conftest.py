@@ -18,13 +18,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from pg_server import create_database, session_pg_url  # noqa: E402
+from pg_server import create_database, session_pg_url
 
-from nirs4all_store import WorkspaceStore  # noqa: E402
+from nirs4all_store import WorkspaceStore
 
 ALL_BACKENDS = ("duckdb", "sqlite", "postgresql")
 BACKENDS = tuple(
-    b.strip() for b in os.environ.get("NIRS4ALL_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",") if b.strip()
+    b.strip()
+    for b in os.environ.get("NIRS4ALL_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",")
+    if b.strip()
 )
 _counter = itertools.count()
 
@@ -101,7 +103,9 @@ def workspace(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def open_store(workspace: Path, database_url: str | None) -> Iterator[Callable[..., WorkspaceStore]]:
+def open_store(
+    workspace: Path, database_url: str | None
+) -> Iterator[Callable[..., WorkspaceStore]]:
     """Open (or reopen) the test's workspace on its backend; all are closed at teardown."""
     opened: list[WorkspaceStore] = []
 

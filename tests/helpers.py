@@ -41,8 +41,12 @@ def record_pipeline(
 
     X, y = spectra(seed=seed)
     if run_id is None:
-        run_id = store.begin_run(f"run-{seed}", config={"cv": n_folds}, datasets=[{"name": dataset_name}])
-    pipeline_id = store.begin_pipeline(run_id, f"pipe-{seed}", {"steps": ["StandardScaler", "PLS"]}, None, dataset_name, "hash")
+        run_id = store.begin_run(
+            f"run-{seed}", config={"cv": n_folds}, datasets=[{"name": dataset_name}]
+        )
+    pipeline_id = store.begin_pipeline(
+        run_id, f"pipe-{seed}", {"steps": ["StandardScaler", "PLS"]}, None, dataset_name, "hash"
+    )
     scaler = StandardScaler().fit(X)
     Xs = scaler.transform(X)
     scaler_id = store.save_artifact(scaler, "StandardScaler", "transformer")
@@ -52,7 +56,10 @@ def record_pipeline(
         folds[f"fold_{fold}"] = store.save_artifact(model, "PLSRegression", "model")
     chain_id = store.save_chain(
         pipeline_id,
-        steps=[{"step_idx": 0, "operator_class": "StandardScaler"}, {"step_idx": 1, "operator_class": "PLSRegression"}],
+        steps=[
+            {"step_idx": 0, "operator_class": "StandardScaler"},
+            {"step_idx": 1, "operator_class": "PLSRegression"},
+        ],
         model_step_idx=1,
         model_class="PLSRegression",
         preprocessings="StandardScaler",
@@ -70,7 +77,15 @@ def record_pipeline(
         for fold in range(n_folds):
             for partition, score in (("train", 0.1), ("val", 0.2 + 0.01 * seed + 0.001 * fold)):
                 records.append(
-                    prediction_record(pipeline_id, chain_id, fold=f"fold_{fold}", partition=partition, score=score, dataset_name=dataset_name, seed=seed)
+                    prediction_record(
+                        pipeline_id,
+                        chain_id,
+                        fold=f"fold_{fold}",
+                        partition=partition,
+                        score=score,
+                        dataset_name=dataset_name,
+                        seed=seed,
+                    )
                 )
         rec.prediction_ids = store.save_predictions(records)
         store.log_step(pipeline_id, 0, "StandardScaler", "fit", 1.5)

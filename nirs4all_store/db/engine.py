@@ -54,7 +54,11 @@ def duckdb_url(path: Path) -> URL:
 
 def database_file(url: URL) -> Path | None:
     """The file behind an embedded database URL (DuckDB/SQLite), None for a server."""
-    if url.get_backend_name() in ("duckdb", "sqlite") and url.database not in (None, "", ":memory:"):
+    if url.get_backend_name() in ("duckdb", "sqlite") and url.database not in (
+        None,
+        "",
+        ":memory:",
+    ):
         return Path(url.database)
     return None
 
@@ -76,7 +80,10 @@ def create_store_engine(
         engine = sa.create_engine(url, **kwargs)
         _install_duckdb_lock_wait(engine, lock_timeout)
     elif backend == "sqlite":
-        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        kwargs["connect_args"] = {
+            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            "check_same_thread": False,
+        }
         if not hold_lock:
             kwargs["poolclass"] = NullPool
         engine = sa.create_engine(url, **kwargs)

@@ -52,7 +52,12 @@ def is_integrity(exc: BaseException) -> bool:
     if isinstance(exc, sa.exc.IntegrityError):
         return True
     name = type(exc).__name__
-    return name in ("ConstraintException", "IntegrityError", "UniqueViolation", "ForeignKeyViolation")
+    return name in (
+        "ConstraintException",
+        "IntegrityError",
+        "UniqueViolation",
+        "ForeignKeyViolation",
+    )
 
 
 def translate(exc: BaseException, what: str) -> StoreError:

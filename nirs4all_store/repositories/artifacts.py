@@ -103,7 +103,9 @@ class ArtifactRepository:
                 values["referenced_at"] = sa.func.coalesce(T.c.referenced_at, now)
             for start in range(0, len(ids), 5000):
                 chunk = ids[start : start + 5000]
-                result = self.session.execute(sa.update(T).where(T.c.artifact_id.in_(chunk)).values(**values))
+                result = self.session.execute(
+                    sa.update(T).where(T.c.artifact_id.in_(chunk)).values(**values)
+                )
                 updated += result.rowcount or 0
         return updated
 
@@ -121,21 +123,31 @@ class ArtifactRepository:
                 .values(ref_count=count, referenced_at=sa.func.coalesce(T.c.referenced_at, now))
             )
 
-    def unreferenced(self, ids: Iterable[str] | None = None, *, young_cutoff: dt.datetime | None = None) -> list[dict[str, Any]]:
+    def unreferenced(
+        self, ids: Iterable[str] | None = None, *, young_cutoff: dt.datetime | None = None
+    ) -> list[dict[str, Any]]:
         """Rows with ref_count <= 0; never-referenced ones newer than `young_cutoff` are spared."""
-        query = sa.select(T.c.artifact_id, T.c.artifact_path, T.c.content_hash).where(T.c.ref_count <= 0)
+        query = sa.select(T.c.artifact_id, T.c.artifact_path, T.c.content_hash).where(
+            T.c.ref_count <= 0
+        )
         if ids is not None:
             query = query.where(T.c.artifact_id.in_(list(ids)))
         if young_cutoff is not None:
-            query = query.where(sa.or_(T.c.referenced_at.is_not(None), T.c.created_at < young_cutoff))
-        return [dict(r._mapping) for r in self.session.execute(query.order_by(T.c.artifact_id)).all()]
+            query = query.where(
+                sa.or_(T.c.referenced_at.is_not(None), T.c.created_at < young_cutoff)
+            )
+        return [
+            dict(r._mapping) for r in self.session.execute(query.order_by(T.c.artifact_id)).all()
+        ]
 
     def delete(self, artifact_ids: Iterable[str]) -> int:
         ids = list(artifact_ids)
         deleted = 0
         for start in range(0, len(ids), 5000):
             chunk = ids[start : start + 5000]
-            deleted += self.session.execute(sa.delete(T).where(T.c.artifact_id.in_(chunk))).rowcount or 0
+            deleted += (
+                self.session.execute(sa.delete(T).where(T.c.artifact_id.in_(chunk))).rowcount or 0
+            )
         return deleted
 
     def paths_in_use(self, paths: Iterable[str]) -> set[str]:
@@ -147,7 +159,9 @@ class ArtifactRepository:
 
     def all_rows(self) -> list[dict[str, Any]]:
         query = sa.select(T.c.artifact_id, T.c.artifact_path, T.c.content_hash, T.c.ref_count)
-        return [dict(r._mapping) for r in self.session.execute(query.order_by(T.c.artifact_id)).all()]
+        return [
+            dict(r._mapping) for r in self.session.execute(query.order_by(T.c.artifact_id)).all()
+        ]
 
     def list(self) -> pa.Table:
         query = sa.select(T).order_by(T.c.created_at, T.c.artifact_id)

@@ -88,7 +88,9 @@ def check_json(field: str, value: Any) -> Any:
     return clean
 
 
-def as_float_array(field: str, value: Any, *, ndim: int = 1, optional: bool = True) -> np.ndarray | None:
+def as_float_array(
+    field: str, value: Any, *, ndim: int = 1, optional: bool = True
+) -> np.ndarray | None:
     if value is None and optional:
         return None
     try:
@@ -107,7 +109,9 @@ def as_index_array(field: str, value: Any) -> np.ndarray | None:
         return None
     arr = np.asarray(value)
     if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-        raise ValueError(f"{field} must be a 1-D integer array, got dtype {arr.dtype}, shape {arr.shape}")
+        raise ValueError(
+            f"{field} must be a 1-D integer array, got dtype {arr.dtype}, shape {arr.shape}"
+        )
     return arr.astype(np.int64)
 
 
@@ -156,7 +160,11 @@ def _arrow_value(column: sa.Column[Any], value: Any) -> Any:
     return value
 
 
-def rows_to_arrow(columns: Sequence[sa.Column[Any]], rows: Sequence[Sequence[Any]], names: Sequence[str] | None = None) -> pa.Table:
+def rows_to_arrow(
+    columns: Sequence[sa.Column[Any]],
+    rows: Sequence[Sequence[Any]],
+    names: Sequence[str] | None = None,
+) -> pa.Table:
     """A pyarrow Table of `rows` with a schema taken from the columns' types.
 
     JSON columns become JSON text (one type per column whatever the documents hold).
@@ -164,7 +172,9 @@ def rows_to_arrow(columns: Sequence[sa.Column[Any]], rows: Sequence[Sequence[Any
     names = list(names or [c.name for c in columns])
     arrays = []
     for idx, column in enumerate(columns):
-        arrays.append(pa.array([_arrow_value(column, row[idx]) for row in rows], type=arrow_type(column)))
+        arrays.append(
+            pa.array([_arrow_value(column, row[idx]) for row in rows], type=arrow_type(column))
+        )
     return pa.Table.from_arrays(arrays, names=names)
 
 

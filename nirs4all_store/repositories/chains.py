@@ -12,7 +12,16 @@ from sqlalchemy.orm import Session
 
 from ..models import Chain
 from ..types import utcnow
-from .base import FOLD_STRATEGIES, check_choice, check_id, check_int, check_json, check_text, new_id, rows_to_arrow
+from .base import (
+    FOLD_STRATEGIES,
+    check_choice,
+    check_id,
+    check_int,
+    check_json,
+    check_text,
+    new_id,
+    rows_to_arrow,
+)
 
 T = Chain.__table__
 
@@ -35,12 +44,16 @@ def _check_artifact_map(field: str, value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise TypeError(f"{field} must be a dict of id -> artifact id(s), got {type(value).__name__}")
+        raise TypeError(
+            f"{field} must be a dict of id -> artifact id(s), got {type(value).__name__}"
+        )
     for key, ids in value.items():
         items = ids if isinstance(ids, (list, tuple)) else [ids]
         for item in items:
             if not isinstance(item, str) or not item:
-                raise TypeError(f"{field}[{key!r}] must be an artifact id or a list of ids, got {ids!r}")
+                raise TypeError(
+                    f"{field}[{key!r}] must be an artifact id or a list of ids, got {ids!r}"
+                )
     return {str(k): (list(v) if isinstance(v, (list, tuple)) else v) for k, v in value.items()}
 
 
@@ -93,10 +106,15 @@ class ChainRepository:
             "created_at": utcnow(),
         }
         self.session.execute(sa.insert(T).values(**values))
-        return values["chain_id"], artifact_refs(values["fold_artifacts"], values["shared_artifacts"])
+        return values["chain_id"], artifact_refs(
+            values["fold_artifacts"], values["shared_artifacts"]
+        )
 
     def exists(self, chain_id: str) -> bool:
-        return self.session.execute(sa.select(T.c.chain_id).where(T.c.chain_id == chain_id)).first() is not None
+        return (
+            self.session.execute(sa.select(T.c.chain_id).where(T.c.chain_id == chain_id)).first()
+            is not None
+        )
 
     def get(self, chain_id: str) -> dict[str, Any] | None:
         check_id("chain_id", chain_id)
@@ -104,7 +122,11 @@ class ChainRepository:
         return dict(row._mapping) if row else None
 
     def for_pipeline(self, pipeline_id: str) -> pa.Table:
-        query = sa.select(T).where(T.c.pipeline_id == pipeline_id).order_by(T.c.created_at, T.c.chain_id)
+        query = (
+            sa.select(T)
+            .where(T.c.pipeline_id == pipeline_id)
+            .order_by(T.c.created_at, T.c.chain_id)
+        )
         return rows_to_arrow(list(T.columns), self.session.execute(query).all())
 
     def ids_of_pipelines(self, pipeline_ids: sa.Select[Any]) -> sa.Select[Any]:
@@ -126,4 +148,7 @@ class ChainRepository:
             yield chain_id, artifact_refs(fold, shared)
 
     def delete_of_pipelines(self, pipeline_ids: sa.Select[Any]) -> int:
-        return self.session.execute(sa.delete(T).where(T.c.pipeline_id.in_(pipeline_ids))).rowcount or 0
+        return (
+            self.session.execute(sa.delete(T).where(T.c.pipeline_id.in_(pipeline_ids))).rowcount
+            or 0
+        )

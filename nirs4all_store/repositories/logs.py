@@ -10,7 +10,17 @@ from sqlalchemy.orm import Session
 
 from ..models import Log, Pipeline
 from ..types import utcnow
-from .base import LOG_LEVELS, check_choice, check_id, check_int, check_json, check_number, check_text, new_id, rows_to_arrow
+from .base import (
+    LOG_LEVELS,
+    check_choice,
+    check_id,
+    check_int,
+    check_json,
+    check_number,
+    check_text,
+    new_id,
+    rows_to_arrow,
+)
 
 T = Log.__table__
 P = Pipeline.__table__
@@ -78,12 +88,24 @@ class LogRepository:
             .order_by(P.c.created_at, P.c.pipeline_id)
         )
         rows = self.session.execute(query).all()
-        names = ["pipeline_id", "name", "status", "dataset_name", "total_duration_ms",
-                 "step_count", "log_count", "warning_count", "error_count"]
+        names = [
+            "pipeline_id",
+            "name",
+            "status",
+            "dataset_name",
+            "total_duration_ms",
+            "step_count",
+            "log_count",
+            "warning_count",
+            "error_count",
+        ]
         types = [pa.string()] * 4 + [pa.float64()] + [pa.int64()] * 4
         return pa.Table.from_arrays(
             [pa.array([row[i] for row in rows], type=t) for i, t in enumerate(types)], names=names
         )
 
     def delete_of_pipelines(self, pipeline_ids: sa.Select[Any]) -> int:
-        return self.session.execute(sa.delete(T).where(T.c.pipeline_id.in_(pipeline_ids))).rowcount or 0
+        return (
+            self.session.execute(sa.delete(T).where(T.c.pipeline_id.in_(pipeline_ids))).rowcount
+            or 0
+        )

@@ -55,14 +55,26 @@ FILTERS = (
     "branch_name",
     "preprocessings",
 )
-_REQUIRED = ("pipeline_id", "dataset_name", "model_name", "model_class", "fold_id", "partition", "metric", "task_type")
+_REQUIRED = (
+    "pipeline_id",
+    "dataset_name",
+    "model_name",
+    "model_class",
+    "fold_id",
+    "partition",
+    "metric",
+    "task_type",
+)
 
 
 def validate_prediction(record: Mapping[str, Any]) -> dict[str, Any]:
     """A clean row for the predictions table; errors name the field and the bad value."""
     unknown = set(record) - set(PREDICTION_COLUMNS) - set(ARRAY_FIELDS)
     if unknown:
-        raise ValueError(f"unknown prediction fields {sorted(unknown)}; expected some of {list(PREDICTION_COLUMNS)}")
+        raise ValueError(
+            f"unknown prediction fields {sorted(unknown)}; "
+            f"expected some of {list(PREDICTION_COLUMNS)}"
+        )
     for field in _REQUIRED:
         if record.get(field) is None:
             raise ValueError(f"prediction field {field!r} is required")
@@ -85,7 +97,9 @@ def validate_prediction(record: Mapping[str, Any]) -> dict[str, Any]:
         "n_features": check_int("n_features", record.get("n_features")),
         "scores": check_json("scores", record.get("scores")),
         "best_params": check_json("best_params", record.get("best_params")),
-        "preprocessings": check_text("preprocessings", record.get("preprocessings", ""), optional=True),
+        "preprocessings": check_text(
+            "preprocessings", record.get("preprocessings", ""), optional=True
+        ),
         "branch_id": check_int("branch_id", record.get("branch_id")),
         "branch_name": check_text("branch_name", record.get("branch_name"), optional=True),
         "exclusion_count": check_int("exclusion_count", record.get("exclusion_count", 0)),
@@ -96,7 +110,11 @@ def validate_prediction(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _fold(value: Any) -> Any:
-    return str(value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
+    return (
+        str(value)
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        else value
+    )
 
 
 def validate_arrays(prediction_id: str, record: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -110,11 +128,19 @@ def validate_arrays(prediction_id: str, record: Mapping[str, Any]) -> dict[str, 
     weights = as_float_array("weights", record.get("weights"))
     lengths = {
         name: len(arr)
-        for name, arr in (("y_true", y_true), ("y_pred", y_pred), ("y_proba", y_proba), ("sample_indices", indices), ("weights", weights))
+        for name, arr in (
+            ("y_true", y_true),
+            ("y_pred", y_pred),
+            ("y_proba", y_proba),
+            ("sample_indices", indices),
+            ("weights", weights),
+        )
         if arr is not None
     }
     if len(set(lengths.values())) > 1:
-        raise ValueError(f"arrays of prediction {prediction_id} must have one length, got {lengths}")
+        raise ValueError(
+            f"arrays of prediction {prediction_id} must have one length, got {lengths}"
+        )
     return {
         "prediction_id": prediction_id,
         "y_true": y_true,
@@ -153,10 +179,18 @@ class PredictionRepository:
         """Delete predictions and their arrays (arrays first: DuckDB has no cascade).
 
         Returns the number of rows deleted, arrays included."""
-        arrays = self.session.execute(sa.delete(A).where(A.c.prediction_id.in_(prediction_ids))).rowcount or 0
-        return arrays + (self.session.execute(sa.delete(T).where(T.c.prediction_id.in_(prediction_ids))).rowcount or 0)
+        arrays = (
+            self.session.execute(sa.delete(A).where(A.c.prediction_id.in_(prediction_ids))).rowcount
+            or 0
+        )
+        return arrays + (
+            self.session.execute(sa.delete(T).where(T.c.prediction_id.in_(prediction_ids))).rowcount
+            or 0
+        )
 
-    def delete_of_pipelines(self, pipeline_ids: sa.Select[Any], chain_ids: sa.Select[Any] | None = None) -> int:
+    def delete_of_pipelines(
+        self, pipeline_ids: sa.Select[Any], chain_ids: sa.Select[Any] | None = None
+    ) -> int:
         condition = T.c.pipeline_id.in_(pipeline_ids)
         if chain_ids is not None:
             condition = sa.or_(condition, T.c.chain_id.in_(chain_ids))
@@ -178,7 +212,9 @@ class PredictionRepository:
             return None
         result = dict(row._mapping)
         if load_arrays:
-            arrays = self.session.execute(sa.select(A).where(A.c.prediction_id == prediction_id)).first()
+            arrays = self.session.execute(
+                sa.select(A).where(A.c.prediction_id == prediction_id)
+            ).first()
             for field in ARRAY_FIELDS:
                 result[field] = arrays._mapping[field] if arrays is not None else None
         return result
@@ -217,13 +253,19 @@ class PredictionRepository:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         score = T.c[check_columns([metric])[0]]
         if not isinstance(score.type, (sa.Double, sa.Integer)):
-            raise ValueError(f"metric column {metric!r} is not numeric; use a score column such as 'val_score'")
+            raise ValueError(
+                f"metric column {metric!r} is not numeric; use a score column such as 'val_score'"
+            )
         flt = dict(filters or {})
         if partition is not None:
             flt["partition"] = check_choice("partition", partition, PARTITIONS)
         if dataset_name is not None:
             flt["dataset_name"] = dataset_name
-        order = [sa.case((score.is_(None), 1), else_=0), score.asc() if ascending else score.desc(), T.c.prediction_id]
+        order = [
+            sa.case((score.is_(None), 1), else_=0),
+            score.asc() if ascending else score.desc(),
+            T.c.prediction_id,
+        ]
         if group_by is None:
             query = apply_filters(sa.select(*T.columns), flt).order_by(*order).limit(n)
             return rows_to_arrow(list(T.columns), self.session.execute(query).all())
@@ -235,7 +277,10 @@ class PredictionRepository:
             .where(inner.c.rank_in_group <= n)
             .order_by(inner.c[group.name], inner.c.rank_in_group)
         )
-        table = rows_to_arrow(list(T.columns) + [sa.Column("rank_in_group", sa.Integer)], self.session.execute(query).all())
+        table = rows_to_arrow(
+            [*T.columns, sa.Column("rank_in_group", sa.Integer)],
+            self.session.execute(query).all(),
+        )
         return table
 
     def arrays_for(self, prediction_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -252,14 +297,20 @@ def check_columns(names: Sequence[str]) -> list[str]:
     """Caller-given column names are checked against the table, never pasted into SQL."""
     bad = [n for n in names if n not in T.c]
     if bad:
-        raise ValueError(f"unknown prediction column(s) {bad}; expected one of {list(PREDICTION_COLUMNS)}")
+        raise ValueError(
+            f"unknown prediction column(s) {bad}; expected one of {list(PREDICTION_COLUMNS)}"
+        )
     return list(names)
 
 
-def apply_filters(query: sa.Select[Any], filters: Mapping[str, Any], *, run_id: str | None = None) -> sa.Select[Any]:
+def apply_filters(
+    query: sa.Select[Any], filters: Mapping[str, Any], *, run_id: str | None = None
+) -> sa.Select[Any]:
     for name, value in filters.items():
         if name not in FILTERS:
-            raise ValueError(f"unknown prediction filter {name!r}; expected one of {list(FILTERS)} or run_id")
+            raise ValueError(
+                f"unknown prediction filter {name!r}; expected one of {list(FILTERS)} or run_id"
+            )
         if value is None:
             continue
         if isinstance(value, (list, tuple, set)):
@@ -267,7 +318,9 @@ def apply_filters(query: sa.Select[Any], filters: Mapping[str, Any], *, run_id: 
         else:
             query = query.where(T.c[name] == value)
     if run_id is not None:
-        query = query.where(T.c.pipeline_id.in_(sa.select(P.c.pipeline_id).where(P.c.run_id == run_id)))
+        query = query.where(
+            T.c.pipeline_id.in_(sa.select(P.c.pipeline_id).where(P.c.run_id == run_id))
+        )
     return query
 
 
@@ -293,7 +346,9 @@ def _predictions_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
         name = column.name
         values = [row.get(name) for row in rows]
         if name in ("scores", "best_params"):
-            columns[name] = pa.array([None if v is None else json.dumps(v, allow_nan=False) for v in values], pa.string())
+            columns[name] = pa.array(
+                [None if v is None else json.dumps(v, allow_nan=False) for v in values], pa.string()
+            )
         elif name == "created_at":
             columns[name] = pa.array([to_utc_naive(v) for v in values], pa.timestamp("us"))
         elif isinstance(column.type, sa.Double):
@@ -305,11 +360,15 @@ def _predictions_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
     return pa.table(columns)
 
 
-def _list_array(arrays: Sequence[np.ndarray | None], dtype: np.dtype, pa_type: pa.DataType) -> pa.Array:
+def _list_array(
+    arrays: Sequence[np.ndarray | None], dtype: np.dtype, pa_type: pa.DataType
+) -> pa.Array:
     """A list<...> Arrow array from numpy 1-D arrays in one concatenation (nulls kept)."""
     if all(a is None for a in arrays):
         return pa.nulls(len(arrays), pa.list_(pa_type))
-    lengths = np.fromiter((0 if a is None else len(a) for a in arrays), dtype=np.int32, count=len(arrays))
+    lengths = np.fromiter(
+        (0 if a is None else len(a) for a in arrays), dtype=np.int32, count=len(arrays)
+    )
     offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     present = [a for a in arrays if a is not None]
@@ -345,7 +404,9 @@ def _arrays_arrow(arrays: Sequence[dict[str, Any]]) -> pa.Table:
             "y_true": _list_array([a["y_true"] for a in arrays], f64, pa.float64()),
             "y_pred": _list_array([a["y_pred"] for a in arrays], f64, pa.float64()),
             "y_proba": _nested_list_array([a["y_proba"] for a in arrays]),
-            "sample_indices": _list_array([a["sample_indices"] for a in arrays], np.dtype(np.int64), pa.int64()),
+            "sample_indices": _list_array(
+                [a["sample_indices"] for a in arrays], np.dtype(np.int64), pa.int64()
+            ),
             "weights": _list_array([a["weights"] for a in arrays], f64, pa.float64()),
         }
     )

@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session
 
 from ..models import Run
 from ..types import utcnow
-from .base import RUN_STATUSES, check_choice, check_id, check_json, check_text, new_id, rows_to_arrow
+from .base import (
+    RUN_STATUSES,
+    check_choice,
+    check_id,
+    check_json,
+    check_text,
+    new_id,
+    rows_to_arrow,
+)
 
 T = Run.__table__
 
@@ -50,14 +58,19 @@ class RunRepository:
         return run_id
 
     def exists(self, run_id: str) -> bool:
-        return self.session.execute(sa.select(T.c.run_id).where(T.c.run_id == run_id)).first() is not None
+        return (
+            self.session.execute(sa.select(T.c.run_id).where(T.c.run_id == run_id)).first()
+            is not None
+        )
 
     def require(self, run_id: str) -> None:
         check_id("run_id", run_id)
         if not self.exists(run_id):
             raise KeyError(f"unknown run_id {run_id!r}")
 
-    def finish(self, run_id: str, status: str, *, summary: Any = None, error: str | None = None) -> None:
+    def finish(
+        self, run_id: str, status: str, *, summary: Any = None, error: str | None = None
+    ) -> None:
         check_choice("status", status, RUN_STATUSES)
         values: dict[str, Any] = {"status": status, "completed_at": utcnow()}
         if summary is not None:
