@@ -84,6 +84,34 @@ def fold_ridges(Xt: np.ndarray, y: np.ndarray, n_folds: int = 3) -> list[Ridge]:
     ]
 
 
+def regression_setup(store: WorkspaceStore) -> tuple[str, str, str]:
+    """A run, a pipeline and a StandardScaler + 3 Ridge folds chain: (run, pipeline, chain)."""
+    X, y = spectra()
+    scaler = StandardScaler().fit(X)
+    models = fold_ridges(scaler.transform(X), y)
+    run_id = store.begin_run("regression")
+    pipeline_id = store.begin_pipeline(
+        run_id,
+        "std+ridge",
+        expanded_config={"steps": ["StandardScaler", {"model": "Ridge"}]},
+        dataset_name="wheat",
+    )
+    chain_id = store.save_chain(
+        pipeline_id,
+        [
+            {"step_idx": 0, "operator_class": "StandardScaler"},
+            {"step_idx": 1, "operator_class": "Ridge"},
+        ],
+        1,
+        "Ridge",
+        preprocessings="StandardScaler",
+        fold_artifacts={f"fold_{i}": store.save_artifact(m) for i, m in enumerate(models)},
+        shared_artifacts={"0": [store.save_artifact(scaler)]},
+        task_type="regression",
+    )
+    return run_id, pipeline_id, chain_id
+
+
 def test_replay_equals_hand_computation_with_numpy(store: WorkspaceStore) -> None:
     X, y = spectra()
     scaler = StandardScaler().fit(X)
