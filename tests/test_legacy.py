@@ -592,3 +592,98 @@ def test_recover_drops_an_adopted_copy_when_the_legacy_file_has_a_wal(
     assert not (ws / "store.duckdb.adopted").exists()
     assert sha256(ws / "store.duckdb") == sha256(pristine)
     assert legacy.ADOPTED_SUFFIX == ".adopted"
+
+
+# -- through WorkspaceStore ----------------------------------------------------------------
+
+
+def legacy_rows(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def test_workspace_store_adopts_on_open_and_reads_legacy_data(
+    workspace: tuple[Path, dict[str, Any], Path],
+) -> None:
+    from nirs4all_store.store import WorkspaceStore
+
+    ws, expected, pristine = workspace
+    with WorkspaceStore(ws) as store:
+        assert sha256(ws / "store.duckdb.legacy-bak") == sha256(pristine)
+        assert {r["run_id"] for r in expected["runs"]} == {
+            store.get_run(r["run_id"])["run_id"] for r in expected["runs"]
+        }
+        arrays = legacy_rows(
+            pristine,
+            "SELECT prediction_id, y_true, y_pred, y_proba, sample_indices, weights "
+            "FROM prediction_arrays",
+        )
+        assert len(arrays) == expected["counts"]["prediction_arrays"]
+        for pid, *values in arrays:
+            got = store.get_prediction(pid, load_arrays=True)
+            assert got is not None
+            for name, value in zip(
+                ("y_true", "y_pred", "y_proba", "sample_indices", "weights"), values, strict=True
+            ):
+                if value is None:
+                    assert got[name] is None, (pid, name)
+                else:
+                    assert np.array_equal(got[name], np.asarray(value)), (pid, name)
+            assert got["sample_indices"].dtype == np.int64
+
+        top = store.top_predictions(n=3)
+        assert [(r["prediction_id"], r["val_score"]) for r in top.to_pylist()] == legacy_rows(
+            pristine,
+            "SELECT prediction_id, val_score FROM predictions WHERE partition = 'val' "
+            "AND val_score IS NOT NULL ORDER BY val_score, prediction_id LIMIT 3",
+        )
+
+        for run in expected["runs"]:
+            summary = {
+                r["pipeline_id"]: (r["log_count"], r["total_duration_ms"])
+                for r in store.get_run_log_summary(run["run_id"]).to_pylist()
+            }
+            want = legacy_rows(
+                pristine,
+                "SELECT p.pipeline_id, count(l.log_id), coalesce(sum(l.duration_ms), 0) "
+                "FROM pipelines p "
+                "JOIN logs l ON l.pipeline_id = p.pipeline_id WHERE p.run_id = ? GROUP BY 1",
+                [run["run_id"]],
+            )
+            assert want and all(summary[pid] == (n, float(ms)) for pid, n, ms in want)
+        assert store.verify().ok
+    # reopening does not adopt again
+    before = listing(ws)
+    WorkspaceStore(ws).close()
+    assert sha256(ws / "store.duckdb.legacy-bak") == before["store.duckdb.legacy-bak"]
+
+
+def test_delete_run_then_gc_keeps_what_the_other_run_needs(
+    workspace: tuple[Path, dict[str, Any], Path],
+) -> None:
+    from nirs4all_store.store import WorkspaceStore
+
+    ws, expected, pristine = workspace
+    chains = legacy_rows(
+        pristine,
+        "SELECT p.run_id, c.fold_artifacts, c.shared_artifacts FROM chains c "
+        "JOIN pipelines p ON p.pipeline_id = c.pipeline_id",
+    )
+    doomed, kept = (r["run_id"] for r in expected["runs"])
+    needed = set().union(*(chain_artifact_ids(f, s) for run, f, s in chains if run == kept))
+    only_doomed = (
+        set().union(*(chain_artifact_ids(f, s) for run, f, s in chains if run == doomed)) - needed
+    )
+    assert needed and only_doomed  # the fixture shares some artifacts, not all
+
+    with WorkspaceStore(ws) as store:
+        store.delete_run(doomed)
+        store.gc_artifacts(grace_seconds=0)
+        for artifact_id in needed:
+            assert store.load_artifact(artifact_id) is not None
+        remaining = {r["artifact_id"] for r in store.list_artifacts().to_pylist()}
+        assert remaining == needed
+        assert store.verify().ok
