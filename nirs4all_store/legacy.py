@@ -151,6 +151,8 @@ def unreadable_database_error(path: str | Path, exc: BaseException) -> AdoptionE
     if header is None:
         return AdoptionError(f"{path} is not a DuckDB database file (no DUCK header): {exc}")
     exact = header.library_version
+    if exact is not None and exact.lstrip("v") == duckdb.__version__:
+        return AdoptionError(f"DuckDB {duckdb.__version__} cannot open {path}: {exc}")
     pin = f"duckdb=={exact.lstrip('v')}" if exact else f"the DuckDB {header.writer}"
     return DuckDBFileVersionError(
         f"{path} was written by DuckDB {header.writer} (storage format version "

@@ -687,3 +687,31 @@ def test_delete_run_then_gc_keeps_what_the_other_run_needs(
         remaining = {r["artifact_id"] for r in store.list_artifacts().to_pylist()}
         assert remaining == needed
         assert store.verify().ok
+
+
+def test_legacy_wal_is_folded_in_before_adoption(
+    workspace: tuple[Path, dict[str, Any], Path],
+) -> None:
+    ws, expected, _ = workspace
+    db = ws / "store.duckdb"
+    # the legacy store crashed after a commit: the row lives only in store.duckdb.wal
+    script = (
+        "import duckdb, os, signal, sys\n"
+        "c = duckdb.connect(sys.argv[1])\n"
+        "c.execute(\"INSERT INTO projects (project_id, name) VALUES ('walp', 'in the wal')\")\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(db)], check=False)
+    assert proc.returncode == -signal.SIGKILL
+    assert (ws / "store.duckdb.wal").exists()
+
+    assert adopt_legacy_workspace(ws, dry_run=True).rows()["projects"] == 1
+    assert (ws / "store.duckdb.wal").exists()  # the dry run wrote nothing
+
+    report = adopt_legacy_workspace(ws)
+    assert report.rows()["projects"] == 1
+    assert not (ws / "store.duckdb.wal").exists()
+    assert legacy_rows(db, "SELECT project_id, name FROM projects") == [("walp", "in the wal")]
+    assert table_counts(db) == expected["counts"]
+    # the backup holds the row in its own file, no WAL needed
+    assert legacy_rows(ws / "store.duckdb.legacy-bak", "SELECT count(*) FROM projects") == [(1,)]
