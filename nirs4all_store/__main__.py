@@ -1,0 +1,10 @@
+"""`python -m nirs4all_store`: the `nirs4all-store` command line."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
