@@ -40,17 +40,15 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from nirs4all_store.db.engine import create_store_engine, duckdb_url
-from nirs4all_store.db.migrate import VERSION_TABLE, migrations_dir, upgrade
+from nirs4all_store import WorkspaceStore
+from nirs4all_store.db.migrate import VERSION_TABLE, migrations_dir
 
 path = Path(sys.argv[1])
-engine = create_store_engine(duckdb_url(path))
-try:
-    upgrade(engine)
-    with engine.connect() as conn:
+with WorkspaceStore(path.parent) as store:
+    run_id = store.begin_run("from the wheel")
+    assert store.get_run(run_id)["name"] == "from the wheel"
+    with store.engine.connect() as conn:
         version = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one()
-finally:
-    engine.dispose()
 print(json.dumps({
     "version": version,
     "migrations_dir": str(migrations_dir()),
