@@ -110,12 +110,9 @@ class WorkspaceStore:
         else:
             if url is None:
                 url = engines.duckdb_url(self.path / engines.DB_FILENAME)  # type: ignore[operator]
-                try:  # TODO(lead): drop the guard once legacy.py has landed
-                    from .legacy import recover_interrupted_adoption
-                except ImportError:
-                    pass
-                else:
-                    recover_interrupted_adoption(self.path)  # type: ignore[arg-type]
+                from .legacy import recover_interrupted_adoption
+
+                recover_interrupted_adoption(self.path)  # type: ignore[arg-type]
             engine = engines.create_store_engine(
                 url, lock_timeout=self.lock_timeout, hold_lock=self.hold_lock
             )
