@@ -48,16 +48,24 @@ def is_transient(exc: BaseException) -> bool:
     return any(marker in text for marker in _TRANSIENT_MARKERS)
 
 
+# DuckDB reports a duplicate key found only at commit (two transactions inserted the same
+# key) as a TransactionException, not a ConstraintException: recognise it by its message.
+_INTEGRITY_MARKERS = ("primary key or unique constraint violation",)
+
+
 def is_integrity(exc: BaseException) -> bool:
     if isinstance(exc, sa.exc.IntegrityError):
         return True
     name = type(exc).__name__
-    return name in (
+    if name in (
         "ConstraintException",
         "IntegrityError",
         "UniqueViolation",
         "ForeignKeyViolation",
-    )
+    ):
+        return True
+    text = str(exc).lower()
+    return any(marker in text for marker in _INTEGRITY_MARKERS)
 
 
 def translate(exc: BaseException, what: str) -> StoreError:
