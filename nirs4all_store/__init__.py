@@ -9,6 +9,9 @@ Quick start::
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AdoptionError,
     ArtifactIntegrityError,
@@ -27,13 +30,63 @@ from .store import WorkspaceStore
 
 __version__ = "0.1.0"
 
+# Heavier parts (scikit-learn, joblib) load on first use, so `import nirs4all_store` and
+# opening a workspace stay fast: name -> module that defines it.
+_LAZY = {
+    "run": "runner",
+    "RunResult": "runner",
+    "predict": "bundle",
+    "load_bundle": "bundle",
+    "Bundle": "bundle",
+    "export_chain": "bundle",
+    "replay_chain": "replay",
+    "PipelineLibrary": "library",
+    "adopt_legacy_workspace": "legacy",
+    "AdoptionReport": "legacy",
+    "Dataset": "datasets",
+    "DatasetError": "datasets",
+    "synthetic_nirs": "datasets",
+    "load_nirs4all_folder": "datasets",
+    "SNV": "transforms",
+}
+
+if TYPE_CHECKING:
+    from .bundle import Bundle, export_chain, load_bundle, predict
+    from .datasets import Dataset, DatasetError, load_nirs4all_folder, synthetic_nirs
+    from .legacy import AdoptionReport, adopt_legacy_workspace
+    from .library import PipelineLibrary
+    from .replay import replay_chain
+    from .runner import RunResult, run
+    from .transforms import SNV
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nirs4all_store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
+    "SNV",
     "AdoptionError",
+    "AdoptionReport",
     "ArtifactIntegrityError",
+    "Bundle",
     "BundleError",
     "ConstraintError",
     "DatabaseError",
+    "Dataset",
+    "DatasetError",
     "MigrationRequiredError",
+    "PipelineLibrary",
+    "RunResult",
     "SchemaTooNewError",
     "SchemaVersionError",
     "StoreError",
@@ -42,4 +95,20 @@ __all__ = [
     "WorkspaceLockedError",
     "WorkspaceStore",
     "__version__",
+    "adopt_legacy_workspace",
+    "export_chain",
+    "load_bundle",
+    "load_nirs4all_folder",
+    "predict",
+    "replay_chain",
+    "run",
+    "synthetic_nirs",
 ]
+
+# Replay, bundles and the pipeline library (issue 4); imported after __version__, which
+# bundle manifests record.
+from .bundle import Bundle, export_chain, load_bundle, predict  # noqa: E402
+from .library import PipelineLibrary  # noqa: E402
+from .replay import replay_chain  # noqa: E402
+
+__all__ += ["Bundle", "PipelineLibrary", "export_chain", "load_bundle", "predict", "replay_chain"]
