@@ -105,10 +105,3 @@ __all__ = [
     "synthetic_nirs",
 ]
 
-# Replay, bundles and the pipeline library (issue 4); imported after __version__, which
-# bundle manifests record.
-from .bundle import Bundle, export_chain, load_bundle, predict  # noqa: E402
-from .library import PipelineLibrary  # noqa: E402
-from .replay import replay_chain  # noqa: E402
-
-__all__ += ["Bundle", "PipelineLibrary", "export_chain", "load_bundle", "predict", "replay_chain"]
