@@ -165,8 +165,13 @@ class WorkspaceStore:
             return
         backup = db_file.with_name(f"{db_file.name}.bak-{revision}")
         if engine.dialect.name == "sqlite":
-            with engine.connect() as conn:
-                conn.exec_driver_sql("VACUUM INTO ?", (str(backup),))
+            # The raw connection: the engine's "begin" hook would wrap VACUUM in BEGIN IMMEDIATE,
+            # and VACUUM cannot run inside a transaction.
+            raw = engine.raw_connection()
+            try:
+                raw.driver_connection.execute("VACUUM INTO ?", (str(backup),))  # type: ignore[union-attr]
+            finally:
+                raw.close()
             return
         engine.dispose()  # DuckDB writes its WAL into the file on close
         tmp = backup.with_name(backup.name + ".tmp")
