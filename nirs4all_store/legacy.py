@@ -450,15 +450,12 @@ def _inspect(con: duckdb.DuckDBPyConnection, db: Path, written_by: str | None) -
     for table in [t for t in (*OPTIONAL_TABLES, *CORE_TABLES) if t in columns]:
         legacy = columns[table]
         target = _target_columns(table)
-        target_names = {name for name, _ in target}
         report = TableReport(
             table,
             rows=con.execute(f"SELECT count(*) FROM old.main.{_q(table)}").fetchone()[0],
             extra_columns=tuple(c for c in LEGACY_EXTRA_COLUMNS.get(table, ()) if c in legacy),
             missing_columns=tuple(
-                n
-                for n in target_names
-                if n not in legacy and n not in ("ref_count", "referenced_at")
+                n for n, _ in target if n not in legacy and n not in ("ref_count", "referenced_at")
             ),
         )
         for name, nullable in target:

@@ -715,3 +715,72 @@ def test_legacy_wal_is_folded_in_before_adoption(
     assert table_counts(db) == expected["counts"]
     # the backup holds the row in its own file, no WAL needed
     assert legacy_rows(ws / "store.duckdb.legacy-bak", "SELECT count(*) FROM projects") == [(1,)]
+
+
+# -- revision 0002 -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "sqlite"])
+def test_revision_0002_upgrades_a_0001_database_with_data(tmp_path: Path, backend: str) -> None:
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from nirs4all_store.db.engine import create_store_engine
+    from nirs4all_store.db.migrate import current_revision, downgrade, upgrade
+
+    url = f"{backend}:///{tmp_path / ('store.' + backend)}"
+    engine = create_store_engine(url)
+    try:
+        upgrade(engine, "0001")
+        t = dt.datetime(2026, 1, 1)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO runs (run_id, name, status, created_at) "
+                    "VALUES ('r', 'run', 'completed', :t)"
+                ),
+                {"t": t},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO pipelines (pipeline_id, run_id, name, dataset_name, status, "
+                    "created_at) VALUES ('p', 'r', 'pipe', 'wheat', 'completed', :t)"
+                ),
+                {"t": t},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO chains (chain_id, pipeline_id, steps, model_step_idx, "
+                    "model_class, fold_strategy, created_at) "
+                    "VALUES ('c', 'p', '[]', 0, 'PLS', 'per_fold', :t)"
+                ),
+                {"t": t},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO predictions (prediction_id, pipeline_id, chain_id, "
+                    "dataset_name, model_name, model_class, fold_id, partition, metric, "
+                    "task_type, created_at) VALUES "
+                    "('x', 'p', 'c', 'wheat', 'PLS', 'PLS', 'f0', 'val', 'rmse', 'regression', :t)"
+                ),
+                {"t": t},
+            )
+        upgrade(engine, "0002")
+        with engine.connect() as conn:
+            assert current_revision(conn) == "0002"
+            assert conn.execute(
+                sa.text("SELECT chain_id, run_id, cv_fold_count FROM v_chain_summary")
+            ).all() == [("c", "r", None)]
+            assert conn.execute(sa.text("SELECT refit_context FROM predictions")).all() == [(None,)]
+            assert conn.execute(sa.text("SELECT count(*) FROM projects")).scalar() == 0
+        downgrade(engine, "0001")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM predictions")).scalar() == 1
+            assert "project_id" not in {c["name"] for c in sa.inspect(conn).get_columns("runs")}
+        downgrade(engine, "base")
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert current_revision(conn) == HEAD_REVISION
+    finally:
+        engine.dispose()
