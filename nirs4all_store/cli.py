@@ -566,8 +566,12 @@ def cmd_delete_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .report import PlotDependencyError, require_matplotlib, write_report
 
+    try:
+        require_matplotlib()  # before touching the workspace
+    except PlotDependencyError as exc:
+        raise CliError(str(exc)) from None
     with _open(args) as store:
         run = _find_run(store, args.run_id)
         path = write_report(store, run["run_id"], args.output, n_plots=args.plots)

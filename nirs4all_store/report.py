@@ -21,13 +21,18 @@ from .progress import format_value
 from .runner import RunResult, leaderboard_rows, metric_ascending
 from .store import WorkspaceStore
 
-__all__ = ["PlotDependencyError", "write_report"]
+__all__ = ["PlotDependencyError", "require_matplotlib", "write_report"]
 
 INSTALL_HINT = "the report needs matplotlib: pip install nirs4all-store[plot]"
 
 
 class PlotDependencyError(ImportError):
     """matplotlib is missing; the message says how to install it."""
+
+
+def require_matplotlib() -> None:
+    """Raise `PlotDependencyError` (saying how to install it) when matplotlib is missing."""
+    _pyplot()
 
 
 def _pyplot() -> Any:
