@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from .artifacts import TEMP_PREFIX, fsync_dir
@@ -121,6 +120,8 @@ def export_predictions_parquet(
                 raw.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)")
             return path
         table = _arrow_predictions(session, flt, run_id, include_arrays)
+    import pyarrow.parquet as pq  # deferred: only exports need it
+
     with atomic_target(path) as tmp:
         pq.write_table(table, tmp)
     return path
