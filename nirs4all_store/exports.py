@@ -196,7 +196,10 @@ def export_run(store: WorkspaceStore, run_id: str, output_path: str | os.PathLik
     whose quoting of ambiguous strings ("yes", "1e5", "null") a hand emitter would have to
     reimplement.
     """
-    import yaml
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - PyYAML is a dependency
+        raise ImportError("export_run needs PyYAML: pip install pyyaml") from None
 
     check_id("run_id", run_id)
     with store.transaction():
