@@ -1,0 +1,140 @@
+"""Benchmark: run() of 20 pipelines x 5 folds on 200 x 1000 synthetic spectra.
+
+Prints the wall time, the time spent inside store calls (every public `WorkspaceStore`
+method is wrapped with a timer, nested calls counted once) against the time spent fitting
+and predicting, and the store's share of the wall time (target: under 10%).
+
+    python benchmarks/bench_run.py [--backend duckdb|sqlite] [--samples 200] [--wavelengths 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.linear_model import Ridge
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from nirs4all_store import WorkspaceStore
+from nirs4all_store.datasets import synthetic_nirs
+from nirs4all_store.runner import run
+from nirs4all_store.transforms import SNV
+
+
+def pipelines() -> list[list[Any]]:
+    """5 preprocessings x 4 models = 20 pipelines."""
+    pres: list[list[Any]] = [
+        [],
+        [MinMaxScaler()],
+        [StandardScaler()],
+        [SNV()],
+        [SNV(), StandardScaler()],
+    ]
+    models = [PLSRegression(5), PLSRegression(10), PLSRegression(20), Ridge(alpha=1.0)]
+    return [[*pre, model] for pre in pres for model in models]
+
+
+class StoreTimer:
+    """Wraps the public methods of one store instance (outermost calls timed) and the commit
+    of `store.transaction()` blocks."""
+
+    def __init__(self, store: WorkspaceStore) -> None:
+        self.total = 0.0
+        self.calls: Counter[str] = Counter()
+        self.per_method: Counter[str] = Counter()
+        self._depth = 0
+        for name, _member in inspect.getmembers(type(store), inspect.isfunction):
+            if name.startswith("_") or name in ("close", "transaction"):
+                continue
+            setattr(store, name, self._wrap(name, getattr(store, name)))
+        original = store.transaction
+
+        @functools.wraps(original)
+        def transaction(*a: Any, **k: Any) -> Any:
+            return self._timed_cm("transaction", original(*a, **k))
+
+        store.transaction = transaction  # type: ignore[method-assign]
+
+    def _wrap(self, name: str, fn: Any) -> Any:
+        @functools.wraps(fn)
+        def timed(*a: Any, **k: Any) -> Any:
+            self._depth += 1
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    dt = time.perf_counter() - t0
+                    self.total += dt
+                    self.per_method[name] += dt
+                self.calls[name] += 1
+
+        return timed
+
+    def _timed_cm(self, name: str, cm: Any) -> Any:
+        timer = self
+
+        class Timed:
+            def __enter__(self) -> Any:
+                return cm.__enter__()
+
+            def __exit__(self, *exc: Any) -> Any:
+                t1 = time.perf_counter()
+                try:
+                    return cm.__exit__(*exc)
+                finally:
+                    commit = time.perf_counter() - t1  # the commit; the body's calls are timed
+                    timer.total += commit
+                    timer.per_method["commit"] += commit
+                    timer.calls["commit"] += 1
+
+        return Timed()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["duckdb", "sqlite"], default="duckdb")
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--wavelengths", type=int, default=1000)
+    parser.add_argument("--cv", type=int, default=5)
+    args = parser.parse_args()
+
+    data = synthetic_nirs(args.samples, args.wavelengths, seed=0, test_fraction=0.2)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'store.sqlite'}" if args.backend == "sqlite" else None
+        with WorkspaceStore(Path(tmp) / "ws", url=url) as store:
+            timer = StoreTimer(store)
+            t0 = time.perf_counter()
+            result = run(pipelines(), data, store, cv=args.cv, verbose=0)
+            wall = time.perf_counter() - t0
+            n_pred = store.query_predictions(run_id=result.run_id).num_rows
+    fit = result.timings["fit_s"]
+    print(
+        f"backend {args.backend}: {len(result.pipeline_ids)} pipelines x {args.cv} folds on "
+        f"{args.samples} x {args.wavelengths} spectra (+ refit), {n_pred} predictions"
+    )
+    print(f"wall time           {wall:8.2f} s")
+    print(f"fitting/predicting  {fit:8.2f} s  ({100 * fit / wall:5.1f}%)")
+    print(
+        f"inside the store    {timer.total:8.2f} s  ({100 * timer.total / wall:5.1f}%)  "
+        f"[runner's own clock: {result.timings['store_s']:.2f} s, incl. serialisation]"
+    )
+    for name, seconds in timer.per_method.most_common():
+        print(f"  {name:<20} {seconds:7.3f} s  {timer.calls[name]:5d} calls")
+    share = timer.total / wall
+    print(
+        f"store share of wall time: {100 * share:.1f}% (target < 10%): "
+        + ("OK" if share < 0.10 else "ABOVE TARGET")
+    )
+
+
+if __name__ == "__main__":
+    main()
