@@ -40,14 +40,13 @@ every open) deletes an ``.adopting`` leftover (roll back) or finishes an ``.adop
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import duckdb
 
@@ -64,6 +63,7 @@ from .legacy_schema import (
     TIMESTAMP_FILL_COLUMNS,
 )
 from .models import Base
+from .repositories.chains import artifact_refs as chain_artifact_ids
 
 ADOPTING_SUFFIX = ".adopting"
 ADOPTED_SUFFIX = ".adopted"
@@ -354,28 +354,6 @@ def _q(name: str) -> str:
 def _target_columns(table: str) -> list[tuple[str, bool]]:
     """(name, nullable) of our table at head, from the models (which the migrations match)."""
     return [(c.name, bool(c.nullable)) for c in Base.metadata.tables[table].columns]
-
-
-def _collect_ids(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _collect_ids(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _collect_ids(item)
-
-
-def chain_artifact_ids(fold_artifacts: Any, shared_artifacts: Any) -> set[str]:
-    """Distinct artifact ids a chain references through its fold and shared artifact maps."""
-    ids: set[str] = set()
-    for raw in (fold_artifacts, shared_artifacts):
-        value = json.loads(raw) if isinstance(raw, str) else raw
-        if isinstance(value, dict):
-            value = list(value.values())
-        ids.update(_collect_ids(value) if isinstance(value, list) else ())
-    return ids
 
 
 def _schema_objects(

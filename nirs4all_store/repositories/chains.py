@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -26,17 +27,29 @@ from .base import (
 T = Chain.__table__
 
 
+def _ids_in(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _ids_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _ids_in(item)
+
+
 def artifact_refs(fold_artifacts: Any, shared_artifacts: Any) -> set[str]:
-    """The distinct artifact ids a chain references (a value may be one id or a list)."""
+    """The distinct artifact ids a chain references through its fold and shared maps.
+
+    A value may be one id or a (nested) list of ids; JSON text is decoded first (the legacy
+    store and raw SQL hand it over undecoded). The one definition verify, save_chain,
+    deletions and legacy adoption all count with.
+    """
     refs: set[str] = set()
     for mapping in (fold_artifacts, shared_artifacts):
-        if not mapping:
-            continue
-        for value in mapping.values():
-            if isinstance(value, str):
-                refs.add(value)
-            elif isinstance(value, (list, tuple)):
-                refs.update(v for v in value if isinstance(v, str))
+        if isinstance(mapping, str):
+            mapping = json.loads(mapping)
+        refs.update(_ids_in(mapping))
     return refs
 
 
