@@ -140,22 +140,7 @@ def test_constructor_arguments_are_checked(store: WorkspaceStore) -> None:
         PipelineLibrary(store, url="sqlite://")
 
 
-SQLITE_BACKUP_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="store._backup_before_upgrade runs VACUUM INTO inside the BEGIN IMMEDIATE the "
-    "SQLite 'begin' event emits ('cannot VACUUM from within a transaction'); remove this mark "
-    "once it uses the raw DBAPI connection",
-)
-
-
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(b, marks=[SQLITE_BACKUP_BUG] if b == "sqlite" else [])
-        for b in ("duckdb", "sqlite")
-        if b in BACKENDS
-    ],
-)
+@pytest.mark.parametrize("kind", [b for b in ("duckdb", "sqlite") if b in BACKENDS])
 def test_workspace_at_0002_upgrades_to_0003_with_data_kept(tmp_path: Path, kind: str) -> None:
     workspace = tmp_path / "ws"
     workspace.mkdir()
