@@ -71,6 +71,33 @@ def _scatter_png(plt: Any, series: list[tuple[str, np.ndarray, np.ndarray]], tit
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _confusion_png(plt: Any, y: np.ndarray, p: np.ndarray, title: str) -> str:
+    """A confusion matrix PNG (base64) of out-of-fold predictions, for classification runs."""
+    classes = np.unique(np.concatenate([y, p]))
+    index = {c: i for i, c in enumerate(classes)}
+    matrix = np.zeros((len(classes), len(classes)), dtype=int)
+    for t, q in zip(y, p, strict=True):
+        matrix[index[t], index[q]] += 1
+    fig, ax = plt.subplots(figsize=(5.0, 4.6), dpi=96)
+    try:
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), count in np.ndenumerate(matrix):
+            colour = "white" if count > matrix.max() / 2 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", color=colour)
+        labels = [format_value(float(c), 3).rstrip("0").rstrip(".") for c in classes]
+        ax.set_xticks(range(len(classes)), labels)
+        ax.set_yticks(range(len(classes)), labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("observed")
+        ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def _rmse_r2(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     rmse = float(np.sqrt(np.mean((y - p) ** 2)))
     ss = float(np.sum((y - y.mean()) ** 2))
@@ -125,6 +152,7 @@ def write_report(
     rows = leaderboard_rows(top, metric)
     figures = []
     for best in top.to_pylist()[:n_plots]:
+        classification = "classification" in str(best.get("task_type") or "")
         series = []
         for partition in ("val", "test"):
             found = store.query_predictions(
@@ -137,17 +165,25 @@ def write_report(
             if y is None or p is None or len(y) == 0:
                 continue
             y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
-            rmse, r2 = _rmse_r2(y, p)
             label = (
                 "cross-validation (out-of-fold)" if partition == "val" else "test (mean of folds)"
             )
-            series.append((f"{label}: RMSE {rmse:.4g}, R2 {r2:.3f}", y, p))
+            if classification:
+                acc = float(np.mean(y == p))
+                series.append((f"{label}: accuracy {acc:.3f}", y, p))
+            else:
+                rmse, r2 = _rmse_r2(y, p)
+                series.append((f"{label}: RMSE {rmse:.4g}, R2 {r2:.3f}", y, p))
         if not series:
             continue
         model = f"{best.get('preprocessings') or '-'} > {best['model_name']}"
-        rmse, r2 = _rmse_r2(series[0][1], series[0][2])
-        title = f"{model}\n{best['dataset_name']}: RMSE {rmse:.4g}, R2 {r2:.3f}"
-        png = _scatter_png(plt, series, title)
+        if classification:
+            title = f"{model}\n{best['dataset_name']}: {series[0][0]}"
+            png = _confusion_png(plt, series[0][1], series[0][2], title)
+        else:
+            rmse, r2 = _rmse_r2(series[0][1], series[0][2])
+            title = f"{model}\n{best['dataset_name']}: RMSE {rmse:.4g}, R2 {r2:.3f}"
+            png = _scatter_png(plt, series, title)
         caption = "; ".join(s[0] for s in series)
         figures.append(
             f'<figure><img alt="predicted vs observed, {html.escape(model)}" '

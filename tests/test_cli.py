@@ -339,3 +339,29 @@ def test_vacuum(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "vacuum", "--json", "--workspace", str(ws))
     info: dict[str, Any] = json.loads(out)
     assert code == 0 and "before_bytes" in info
+
+
+def test_report_of_classification_run_shows_confusion_matrix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from nirs4all_store.runner import run
+
+    data = synthetic_nirs(60, 30, task="classification", seed=3)
+    with run(
+        [StandardScaler(), LogisticRegression(max_iter=2000)],
+        data,
+        tmp_path / "ws",
+        cv=3,
+        verbose=0,
+    ) as result:
+        run_id = result.run_id
+    code, _, err = cli(
+        capsys, "report", run_id, "-o", str(tmp_path / "c.html"), "-w", str(tmp_path / "ws")
+    )
+    page = (tmp_path / "c.html").read_text(encoding="utf-8")
+    assert code == 0, err
+    assert page.count("data:image/png;base64,") == 1 and "accuracy" in page and "RMSE" not in page
