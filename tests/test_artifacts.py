@@ -34,8 +34,12 @@ def pipeline(store: WorkspaceStore, run_id: str | None = None) -> tuple[str, str
 
 def chain(store: WorkspaceStore, pipeline_id: str, fold: Any = None, shared: Any = None) -> str:
     return store.save_chain(
-        pipeline_id, [{"step": 0}], 0, "PLSRegression",
-        fold_artifacts=fold, shared_artifacts=shared,
+        pipeline_id,
+        [{"step": 0}],
+        0,
+        "PLSRegression",
+        fold_artifacts=fold,
+        shared_artifacts=shared,
     )
 
 
@@ -47,12 +51,24 @@ def ref_count(store: WorkspaceStore, artifact_id: str) -> int:
 
 def add_prediction(store: WorkspaceStore, pipeline_id: str, chain_id: str | None, fold: str) -> str:
     y = np.linspace(0, 1, 20)
-    return store.save_predictions([{
-        "pipeline_id": pipeline_id, "chain_id": chain_id, "dataset_name": "ds",
-        "model_name": "pls", "model_class": "PLSRegression", "fold_id": fold,
-        "partition": "val", "val_score": 0.1, "metric": "rmse", "task_type": "regression",
-        "y_true": y, "y_pred": y + 0.01,
-    }])[0]
+    return store.save_predictions(
+        [
+            {
+                "pipeline_id": pipeline_id,
+                "chain_id": chain_id,
+                "dataset_name": "ds",
+                "model_name": "pls",
+                "model_class": "PLSRegression",
+                "fold_id": fold,
+                "partition": "val",
+                "val_score": 0.1,
+                "metric": "rmse",
+                "task_type": "regression",
+                "y_true": y,
+                "y_pred": y + 0.01,
+            }
+        ]
+    )[0]
 
 
 def all_files(store: WorkspaceStore) -> list[Path]:
