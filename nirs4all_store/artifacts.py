@@ -72,8 +72,11 @@ def relative_path(content_hash: str, fmt: str) -> str:
     return f"{content_hash[:2]}/{content_hash}.{FORMAT_EXTENSIONS[fmt]}"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that `path` holds either nothing or all of it."""
+def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    """Write `data` to `path` so that `path` holds either nothing or all of it.
+
+    `sync_dir=False` leaves the folder's fsync to the caller (one per folder for a batch).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
@@ -86,7 +89,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 def fsync_dir(folder: Path) -> None:
@@ -112,7 +116,7 @@ class ArtifactFiles:
     def path(self, relpath: str) -> Path:
         return self.root / relpath
 
-    def put(self, data: bytes, fmt: str) -> tuple[str, str]:
+    def put(self, data: bytes, fmt: str, *, sync_dir: bool = True) -> tuple[str, str]:
         """Store `data`; returns (sha256, relative path). Existing intact bytes are reused.
 
         An existing file is hashed, not just sized: a corrupted copy (a flipped byte keeps the
@@ -122,7 +126,7 @@ class ArtifactFiles:
         relpath = relative_path(content_hash, fmt)
         target = self.path(relpath)
         if not self._holds(target, content_hash, len(data)):
-            atomic_write(target, data)
+            atomic_write(target, data, sync_dir=sync_dir)
         return content_hash, relpath
 
     @staticmethod

@@ -519,10 +519,9 @@ def _run_pipeline(
 
     # Artifacts first, in a transaction of their own: files+rows that gc's grace period
     # protects until the chain below references them.
-    saved: dict[str, str] = {}
-    with clock("store"), store.transaction():
-        for key, obj, kind in to_save:
-            saved[key] = store.save_artifact(obj, operator_class=_qualname(obj), artifact_type=kind)
+    with clock("store"):
+        ids = store.save_artifacts([(obj, _qualname(obj), kind) for _, obj, kind in to_save])
+    saved = {key: artifact_id for (key, _, _), artifact_id in zip(to_save, ids, strict=True)}
     shared = {k: v for k, v in saved.items() if not k.startswith("fold_")}
     folds = {k: v for k, v in saved.items() if k.startswith("fold_")}
     chain_steps = [describe_step(s, i) for i, s in enumerate(steps)]
@@ -548,8 +547,7 @@ def _run_pipeline(
             rec["pipeline_id"] = pipeline_id
             rec["chain_id"] = chain_id
         store.save_predictions(pending)
-        for entry in logs:
-            store.log_step(pipeline_id, **entry)
+        store.log_steps(pipeline_id, logs)
         store.complete_pipeline(
             pipeline_id,
             best_val=best_val,

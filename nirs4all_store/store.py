@@ -536,6 +536,15 @@ class WorkspaceStore:
 
         return self._run("log_step", work)
 
+    def log_steps(self, pipeline_id: str, entries: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Many `log_step` entries of one pipeline in one statement (keys as `log_step`)."""
+
+        def work(s: Session) -> list[str]:
+            PipelineRepository(s).require(pipeline_id)
+            return LogRepository(s).create_many(pipeline_id, entries)
+
+        return self._run("log_steps", work)
+
     def get_pipeline_log(self, pipeline_id: str) -> pa.Table:
         return self._run("get_pipeline_log", lambda s: LogRepository(s).for_pipeline(pipeline_id))
 
@@ -557,31 +566,49 @@ class WorkspaceStore:
         `save_chain` does that. An unreferenced artifact survives `gc_artifacts` for its
         grace period.
         """
-        files.check_format(format)
-        data = files.serialize(obj, format)
+        return self.save_artifacts([(obj, operator_class, artifact_type, format)])[0]
 
-        def work(s: Session) -> str:
+    def save_artifacts(self, items: Sequence[Any]) -> list[str]:
+        """`save_artifact` for many objects at once: one lookup, one insert, one commit.
+
+        Each item is `(obj, operator_class, artifact_type[, format])` or a dict with those
+        keys (`obj` required, `format` defaults to "joblib"). Returns the ids in order.
+        """
+        prepared = [_artifact_item(i, item) for i, item in enumerate(items)]
+        blobs = [files.serialize(obj, fmt) for obj, _, _, fmt in prepared]
+
+        def work(s: Session) -> list[str]:
             repo = ArtifactRepository(s)
-            existing = repo.find_by_hash(content_hash, format)
-            if existing is not None:
-                if existing["ref_count"] <= 0:
-                    repo.renew_unreferenced(existing["artifact_id"])
-                return existing["artifact_id"]
-            artifact_id = artifact_id_for(content_hash, format)
-            repo.insert(
-                artifact_id=artifact_id,
-                artifact_path=relpath,
-                content_hash=content_hash,
-                operator_class=operator_class,
-                artifact_type=artifact_type,
-                fmt=format,
-                size_bytes=len(data),
-            )
-            return artifact_id
+            existing = repo.find_by_hashes(keys)
+            new: dict[tuple[str, str], dict[str, Any]] = {}
+            for obj_meta, blob, key, relpath in zip(prepared, blobs, keys, relpaths, strict=True):
+                if key not in existing and key not in new:
+                    new[key] = {
+                        "artifact_id": artifact_id_for(*key),
+                        "artifact_path": relpath,
+                        "content_hash": key[0],
+                        "operator_class": obj_meta[1],
+                        "artifact_type": obj_meta[2],
+                        "format": key[1],
+                        "size_bytes": len(blob),
+                    }
+            repo.renew_many(r["artifact_id"] for r in existing.values() if r["ref_count"] <= 0)
+            repo.insert_many(list(new.values()))
+            ids = {
+                **{k: r["artifact_id"] for k, r in existing.items()},
+                **{k: r["artifact_id"] for k, r in new.items()},
+            }
+            return [ids[key] for key in keys]
 
         with self._artifact_lock.shared():
-            content_hash, relpath = self._files.put(data, format)
-            return self._run("save_artifact", work, retry_integrity=True)
+            keys, relpaths = [], []
+            for (_, _, _, fmt), blob in zip(prepared, blobs, strict=True):
+                content_hash, relpath = self._files.put(blob, fmt, sync_dir=False)
+                keys.append((content_hash, fmt))
+                relpaths.append(relpath)
+            for folder in sorted({self._files.path(r).parent for r in relpaths}):
+                files.fsync_dir(folder)
+            return self._run("save_artifacts", work, retry_integrity=True)
 
     def get_artifact(self, artifact_id: str) -> dict[str, Any] | None:
         return self._run("get_artifact", lambda s: ArtifactRepository(s).get(artifact_id))
@@ -742,6 +769,28 @@ class WorkspaceStore:
         """Reclaim space (DuckDB: copy into a fresh file and swap atomically)."""
         self._check_open()
         return vacuum_database(self)
+
+
+def _artifact_item(index: int, item: Any) -> tuple[Any, str | None, str | None, str]:
+    """(obj, operator_class, artifact_type, format) of one `save_artifacts` item."""
+    if isinstance(item, Mapping):
+        if "obj" not in item:
+            raise ValueError(f"items[{index}] needs an 'obj' key, got keys {sorted(item)}")
+        values = (
+            item["obj"],
+            item.get("operator_class"),
+            item.get("artifact_type"),
+            item.get("format", "joblib"),
+        )
+    elif isinstance(item, tuple) and 1 <= len(item) <= 4:
+        values = (*item, *(None, None, "joblib")[len(item) - 1 :])
+    else:
+        raise TypeError(
+            f"items[{index}] must be a (obj, operator_class, artifact_type[, format]) tuple "
+            f"or a dict, got {type(item).__name__}"
+        )
+    files.check_format(values[3])
+    return values  # type: ignore[return-value]
 
 
 def repo_delete_arrays(s: Session, prediction_id: str) -> None:

@@ -395,3 +395,57 @@ def test_context_manager(workspace, database_url) -> None:
         run_id = store.begin_run("ctx")
     with WorkspaceStore(workspace, url=database_url) as store:
         assert store.get_run(run_id)["name"] == "ctx"
+
+
+def test_save_artifacts_in_bulk(store: WorkspaceStore) -> None:
+    from sklearn.preprocessing import StandardScaler
+
+    X = np.arange(12.0).reshape(4, 3)
+    single = store.save_artifact(StandardScaler().fit(X), "StandardScaler", "transformer")
+    ids = store.save_artifacts(
+        [
+            (StandardScaler().fit(X), "StandardScaler", "transformer"),  # same bytes as `single`
+            {"obj": {"weights": [1, 2]}, "operator_class": "dict", "format": "pickle"},
+            ({"weights": [1, 2]},),  # same object, other format: another artifact
+            ({"weights": [1, 2]}, None, None, "pickle"),  # duplicate inside the batch
+        ]
+    )
+    assert ids[0] == single and ids[1] == ids[3] and ids[2] != ids[1]
+    assert store.load_artifact(ids[1]) == {"weights": [1, 2]}
+    assert store.get_artifact(ids[1])["format"] == "pickle"
+    assert store.list_artifacts().num_rows == 3
+    with pytest.raises(ValueError, match="unsupported artifact format 'yaml'"):
+        store.save_artifacts([({"a": 1}, None, None, "yaml")])
+    with pytest.raises(TypeError, match=r"items\[0\] must be"):
+        store.save_artifacts(["not a tuple"])
+    with pytest.raises(ValueError, match="needs an 'obj' key"):
+        store.save_artifacts([{"operator_class": "x"}])
+    assert store.list_artifacts().num_rows == 3
+
+
+def test_log_steps_in_bulk(store: WorkspaceStore) -> None:
+    rec = record_pipeline(store, with_predictions=False)
+    ids = store.log_steps(
+        rec.pipeline_id,
+        [
+            {"step_idx": 0, "operator_class": "SNV", "event": "fit", "duration_ms": 2.0},
+            {
+                "step_idx": 1,
+                "operator_class": "PLS",
+                "event": "fit",
+                "duration_ms": 3.0,
+                "level": "warning",
+            },
+        ],
+    )
+    assert len(ids) == 2 and store.get_pipeline_log(rec.pipeline_id).num_rows == 2
+    with pytest.raises(ValueError, match="unknown log fields"):
+        store.log_steps(rec.pipeline_id, [{"step_idx": 0, "event": "fit", "colour": "red"}])
+    with pytest.raises(ValueError, match="level must be one of"):
+        store.log_steps(
+            rec.pipeline_id,
+            [{"step_idx": 0, "event": "fit"}, {"step_idx": 1, "event": "x", "level": "loud"}],
+        )
+    with pytest.raises(KeyError, match="unknown pipeline_id"):
+        store.log_steps("ghost", [{"step_idx": 0, "event": "fit"}])
+    assert store.get_pipeline_log(rec.pipeline_id).num_rows == 2

@@ -48,6 +48,46 @@ class ArtifactRepository:
         row = self.session.execute(query).first()
         return dict(row._mapping) if row else None
 
+    def find_by_hashes(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The oldest row for each (content_hash, format), in one query per 5,000 hashes."""
+        wanted = set(keys)
+        hashes = sorted({h for h, _ in wanted})
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(hashes), 5000):
+            query = (
+                sa.select(T)
+                .where(T.c.content_hash.in_(hashes[start : start + 5000]))
+                .order_by(T.c.created_at, T.c.artifact_id)
+            )
+            for row in self.session.execute(query).all():
+                key = (row.content_hash, row.format)
+                if key in wanted and key not in found:
+                    found[key] = dict(row._mapping)
+        return found
+
+    def insert_many(self, rows: list[dict[str, Any]]) -> None:
+        """Insert new rows (keys: artifact_id, artifact_path, content_hash, operator_class,
+        artifact_type, format, size_bytes) unreferenced."""
+        if not rows:
+            return
+        now = utcnow()
+        self.session.execute(
+            sa.insert(T),
+            [{**row, "ref_count": 0, "created_at": now, "referenced_at": None} for row in rows],
+        )
+
+    def renew_many(self, artifact_ids: Iterable[str]) -> None:
+        """Re-saved bytes nobody references: protect them again like new saves."""
+        ids = list(artifact_ids)
+        if ids:
+            self.session.execute(
+                sa.update(T)
+                .where(T.c.artifact_id.in_(ids), T.c.ref_count <= 0)
+                .values(referenced_at=None, created_at=utcnow())
+            )
+
     def insert(
         self,
         *,

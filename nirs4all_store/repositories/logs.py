@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +24,8 @@ from .base import (
 )
 
 T = Log.__table__
+
+_FIELDS = ("step_idx", "operator_class", "event", "duration_ms", "message", "details", "level")
 P = Pipeline.__table__
 
 
@@ -45,20 +48,38 @@ class LogRepository:
         details: Any = None,
         level: str = "info",
     ) -> str:
-        values = {
+        row = self._row(pipeline_id, locals())
+        self.session.execute(sa.insert(T).values(**row))
+        return row["log_id"]
+
+    def create_many(self, pipeline_id: str, entries: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Insert many log rows of one pipeline with one executemany."""
+        unknown = {k for e in entries for k in e} - set(_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"unknown log fields {sorted(unknown)}; expected some of {list(_FIELDS)}"
+            )
+        rows = [self._row(pipeline_id, entry) for entry in entries]
+        if rows:
+            self.session.execute(sa.insert(T), rows)
+        return [row["log_id"] for row in rows]
+
+    @staticmethod
+    def _row(pipeline_id: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+        return {
             "log_id": new_id(),
             "pipeline_id": check_id("pipeline_id", pipeline_id),
-            "step_idx": check_int("step_idx", step_idx, optional=False),
-            "operator_class": check_text("operator_class", operator_class, optional=True),
-            "event": check_text("event", event),
-            "duration_ms": check_number("duration_ms", duration_ms),
-            "message": check_text("message", message, optional=True),
-            "details": check_json("details", details),
-            "level": check_choice("level", level, LOG_LEVELS),
+            "step_idx": check_int("step_idx", entry.get("step_idx"), optional=False),
+            "operator_class": check_text(
+                "operator_class", entry.get("operator_class"), optional=True
+            ),
+            "event": check_text("event", entry.get("event")),
+            "duration_ms": check_number("duration_ms", entry.get("duration_ms", 0.0)),
+            "message": check_text("message", entry.get("message"), optional=True),
+            "details": check_json("details", entry.get("details")),
+            "level": check_choice("level", entry.get("level", "info"), LOG_LEVELS),
             "created_at": utcnow(),
         }
-        self.session.execute(sa.insert(T).values(**values))
-        return values["log_id"]
 
     def for_pipeline(self, pipeline_id: str) -> pa.Table:
         query = sa.select(T).where(T.c.pipeline_id == pipeline_id)
