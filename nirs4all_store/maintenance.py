@@ -175,7 +175,16 @@ def compact_duckdb_file(db_file: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             leftover.unlink()
     wal = db_file.with_name(db_file.name + ".wal")
-    con = duckdb.connect(str(db_file))
+    try:
+        con = duckdb.connect(str(db_file))
+    except duckdb.Error as exc:
+        from .errors import WorkspaceLockedError
+
+        raise WorkspaceLockedError(
+            f"cannot vacuum {db_file}: it is open elsewhere ({str(exc).splitlines()[0]}). "
+            "Close every other WorkspaceStore on it, in this process and in others, first.",
+            path=str(db_file),
+        ) from None
     try:
         con.execute("CHECKPOINT")
         old_catalog = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
