@@ -39,7 +39,7 @@ T = Prediction.__table__
 A = PredictionArrays.__table__
 P = Pipeline.__table__
 
-# Below this many rows an Arrow registration (~3 ms) costs more than a Core insert.
+# Below this many arrays rows an Arrow registration costs more than a Core insert (DuckDB).
 ARROW_MIN_ROWS = 16
 ARRAY_FIELDS = ("y_true", "y_pred", "y_proba", "sample_indices", "weights")
 PREDICTION_COLUMNS = tuple(c.name for c in T.columns)
@@ -195,12 +195,14 @@ class PredictionRepository:
         if not rows and not arrays:
             return
         conn = self.session.connection()
-        if conn.dialect.name == "duckdb" and max(len(rows), len(arrays)) >= ARROW_MIN_ROWS:
+        if conn.dialect.name == "duckdb":
             raw = conn.connection.driver_connection
-            if rows:
+            if rows:  # always Arrow: its JSON text is the one DuckDB exports read back
                 _arrow_insert(raw, "predictions", _predictions_arrow(rows))
-            if arrays:
+            if len(arrays) >= ARROW_MIN_ROWS:
                 _arrow_insert(raw, "prediction_arrays", _arrays_arrow(arrays))
+            elif arrays:
+                self.session.execute(sa.insert(A), list(arrays))
             return
         if rows:
             self.session.execute(sa.insert(T), list(rows))
