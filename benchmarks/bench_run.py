@@ -1,8 +1,10 @@
 """Benchmark: run() of 20 pipelines x 5 folds on 200 x 1000 synthetic spectra.
 
-Prints the wall time, the time spent inside store calls (every public `WorkspaceStore`
-method is wrapped with a timer, nested calls counted once) against the time spent fitting
-and predicting, and the store's share of the wall time (target: under 10%).
+Prints the wall time, the time spent fitting and predicting, the store's work (every public
+`WorkspaceStore` method is wrapped with a timer, nested calls counted once, in whichever
+thread it runs) and the time the training loop was blocked on the store. `run()` records
+pipeline i in a writer thread while pipeline i+1 fits, so the store's share of the wall
+time (target: under 10%) is the blocked time; the overlapped work is printed beside it.
 
     python benchmarks/bench_run.py [--backend duckdb|sqlite] [--samples 200] [--wavelengths 1000]
 """
@@ -13,6 +15,7 @@ import argparse
 import functools
 import inspect
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -49,7 +52,7 @@ class StoreTimer:
         self.total = 0.0
         self.calls: Counter[str] = Counter()
         self.per_method: Counter[str] = Counter()
-        self._depth = 0
+        self._local = threading.local()
         for name, _member in inspect.getmembers(type(store), inspect.isfunction):
             if name.startswith("_") or name in ("close", "transaction"):
                 continue
@@ -65,13 +68,14 @@ class StoreTimer:
     def _wrap(self, name: str, fn: Any) -> Any:
         @functools.wraps(fn)
         def timed(*a: Any, **k: Any) -> Any:
-            self._depth += 1
+            depth = getattr(self._local, "depth", 0)
+            self._local.depth = depth + 1
             t0 = time.perf_counter()
             try:
                 return fn(*a, **k)
             finally:
-                self._depth -= 1
-                if self._depth == 0:
+                self._local.depth = depth
+                if depth == 0:
                     dt = time.perf_counter() - t0
                     self.total += dt
                     self.per_method[name] += dt
@@ -123,13 +127,15 @@ def main() -> None:
     )
     print(f"wall time           {wall:8.2f} s")
     print(f"fitting/predicting  {fit:8.2f} s  ({100 * fit / wall:5.1f}%)")
+    blocked = result.timings["store_s"]
     print(
-        f"inside the store    {timer.total:8.2f} s  ({100 * timer.total / wall:5.1f}%)  "
-        f"[runner's own clock: {result.timings['store_s']:.2f} s, incl. serialisation]"
+        f"store work          {timer.total:8.2f} s  ({100 * timer.total / wall:5.1f}% of wall, "
+        f"mostly overlapped with fitting in the writer thread)"
     )
     for name, seconds in timer.per_method.most_common():
         print(f"  {name:<20} {seconds:7.3f} s  {timer.calls[name]:5d} calls")
-    share = timer.total / wall
+    share = blocked / wall
+    print(f"training loop blocked on the store {blocked:6.2f} s")
     print(
         f"store share of wall time: {100 * share:.1f}% (target < 10%): "
         + ("OK" if share < 0.10 else "ABOVE TARGET")
