@@ -16,11 +16,13 @@ An exception inside one pipeline fails that pipeline only.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
 import time
 import traceback
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -328,6 +330,74 @@ class _Context:
     verbose: int
 
 
+class _Writer:
+    """Records pipelines in a background thread while the next pipeline fits.
+
+    Tasks run one at a time in submission order (begin pipeline i, record pipeline i,
+    begin pipeline i+1, ...). At most `backlog` recordings wait (memory stays bounded);
+    `wait()` blocks until every task is done. A failed recording fails that pipeline alone,
+    like a failed fit. The store is thread-safe (a session per thread); the main thread's
+    time blocked here is what the store costs the run's wall time.
+    """
+
+    def __init__(
+        self, store: WorkspaceStore, result: RunResult, clock: _Clock, err: TextIO, verbose: int
+    ) -> None:
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        self.store, self.result, self.clock = store, result, clock
+        self.err, self.verbose = err, verbose
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nirs4all-store-writer")
+        self.futures: list[Future[None]] = []
+        self.busy_s = 0.0
+
+    def submit(self, fn: Callable[[], None], *, backlog: int | None = None) -> None:
+        """Queue `fn`; with `backlog`, first wait until at most that many tasks are pending."""
+        if backlog is not None:
+            self._drain(keep=backlog)
+        self.futures.append(self.pool.submit(self._timed, fn))
+
+    def record(self, pipeline_id: str, label: str, persist: Callable[[], None]) -> None:
+        def task() -> None:
+            try:
+                persist()
+            except Exception as exc:
+                self.fail(pipeline_id, label, exc, _traceback_excerpt())
+
+        self.submit(task, backlog=1)
+
+    def _timed(self, fn: Callable[[], None]) -> None:
+        t0 = time.perf_counter()
+        try:
+            fn()
+        finally:
+            self.busy_s += time.perf_counter() - t0
+
+    def fail(self, pipeline_id: str, label: str, exc: BaseException, excerpt: str) -> None:
+        self.store.fail_pipeline(pipeline_id, excerpt)
+        self.result.failed[pipeline_id] = f"{type(exc).__name__}: {exc}"
+        if self.verbose:
+            self.err.write(f"\npipeline {label} failed: {type(exc).__name__}: {exc}\n")
+
+    def _drain(self, keep: int = 0, reraise: bool = True) -> None:
+        if len(self.futures) <= keep:
+            return
+        with self.clock("store"):
+            while len(self.futures) > keep:
+                future = self.futures.pop(0)
+                try:
+                    future.result()
+                except BaseException:
+                    if reraise:
+                        raise
+
+    def wait(self, reraise: bool = True) -> None:
+        self._drain(0, reraise)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
 def _splitter(task: str, cv: int, random_state: int | None) -> Any:
     from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -337,8 +407,12 @@ def _splitter(task: str, cv: int, random_state: int | None) -> Any:
 
 def _run_pipeline(
     ctx: _Context, steps: list[Any], task: str, ds: Dataset, pipeline_id: str
-) -> tuple[float | None, float | None]:
-    """Fit, cross-validate and record one pipeline on one dataset; returns (best_val, best_test)."""
+) -> Callable[[], None]:
+    """Fit and cross-validate one pipeline on one dataset.
+
+    Returns the function that records it (artifacts, chain, predictions, logs, completion)
+    in one transaction, so that `run()` can write one pipeline while the next one fits.
+    """
     from sklearn.base import clone
 
     store, clock, metric = ctx.store, ctx.clock, ctx.metric
@@ -517,45 +591,49 @@ def _run_pipeline(
     )
     ctx.progress.advance(1, f"{ds.name}: {preprocessings or '-'} > {model_name} refit")
 
-    # Artifacts first, in a transaction of their own: files+rows that gc's grace period
-    # protects until the chain below references them.
-    with clock("store"):
-        ids = store.save_artifacts([(obj, _qualname(obj), kind) for _, obj, kind in to_save])
-    saved = {key: artifact_id for (key, _, _), artifact_id in zip(to_save, ids, strict=True)}
-    shared = {k: v for k, v in saved.items() if not k.startswith("fold_")}
-    folds = {k: v for k, v in saved.items() if k.startswith("fold_")}
-    chain_steps = [describe_step(s, i) for i, s in enumerate(steps)]
-    for i, desc in enumerate(chain_steps):
-        desc["artifact_id"] = shared.get(str(i))
     best_val = avg_val["val_score"]
-    with clock("store"), store.transaction():
-        chain_id = store.save_chain(
-            pipeline_id,
-            chain_steps,
-            model_idx,
-            model_class,
-            preprocessings=preprocessings,
-            fold_strategy="per_fold",
-            fold_artifacts=folds,
-            shared_artifacts=shared,
-            model_name=model_name,
-            metric=metric,
-            task_type=task,
-            dataset_name=ds.name,
-        )
-        for rec in pending:
-            rec["pipeline_id"] = pipeline_id
-            rec["chain_id"] = chain_id
-        store.save_predictions(pending)
-        store.log_steps(pipeline_id, logs)
-        store.complete_pipeline(
-            pipeline_id,
-            best_val=best_val,
-            best_test=best_test,
-            metric=metric,
-            duration_ms=(time.perf_counter() - t_start) * 1000,
-        )
-    return best_val, best_test
+    duration_ms = (time.perf_counter() - t_start) * 1000
+
+    def persist() -> None:
+        # One transaction: the artifact files are written (atomically) before it commits,
+        # and their rows, the chain that references them, the predictions, the logs and the
+        # pipeline's completion become visible together.
+        with store.transaction():
+            ids = store.save_artifacts([(obj, _qualname(obj), kind) for _, obj, kind in to_save])
+            saved = dict(zip((key for key, _, _ in to_save), ids, strict=True))
+            shared = {k: v for k, v in saved.items() if not k.startswith("fold_")}
+            folds = {k: v for k, v in saved.items() if k.startswith("fold_")}
+            chain_steps = [describe_step(s, i) for i, s in enumerate(steps)]
+            for i, desc in enumerate(chain_steps):
+                desc["artifact_id"] = shared.get(str(i))
+            chain_id = store.save_chain(
+                pipeline_id,
+                chain_steps,
+                model_idx,
+                model_class,
+                preprocessings=preprocessings,
+                fold_strategy="per_fold",
+                fold_artifacts=folds,
+                shared_artifacts=shared,
+                model_name=model_name,
+                metric=metric,
+                task_type=task,
+                dataset_name=ds.name,
+            )
+            for rec in pending:
+                rec["pipeline_id"] = pipeline_id
+                rec["chain_id"] = chain_id
+            store.save_predictions(pending)
+            store.log_steps(pipeline_id, logs)
+            store.complete_pipeline(
+                pipeline_id,
+                best_val=best_val,
+                best_test=best_test,
+                metric=metric,
+                duration_ms=duration_ms,
+            )
+
+    return persist
 
 
 def _open_store(workspace: Any) -> tuple[WorkspaceStore, bool]:
@@ -662,33 +740,35 @@ def run(
     result = RunResult(run_id=run_id, store=store, metric=metric, owns_store=owns)
     progress = Progress(len(pipelines) * len(datasets) * (cv + 1), enabled=verbose >= 1, stream=err)
     ctx = _Context(store, run_id, cv, metric, random_state, progress, clock, err, int(verbose))
+    writer = _Writer(store, result, clock, err, verbose)
     try:
         for ds in datasets:
             for i, (steps, task) in enumerate(zip(pipelines, tasks, strict=False)):
-                with clock("store"):
-                    pid = store.begin_pipeline(
+                pid = str(uuid.uuid4())
+                writer.submit(
+                    functools.partial(
+                        store.begin_pipeline,
                         run_id,
                         f"{i:04d}_{labels[i]}",
                         expanded_config=config["pipelines"][i],
                         dataset_name=ds.name,
                         dataset_hash=ds.content_hash,
+                        pipeline_id=pid,
                     )
+                )
                 result.pipeline_ids.append(pid)
+                label = f"{labels[i]} on {ds.name}"
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        _run_pipeline(ctx, steps, task, ds, pid)
+                        persist = _run_pipeline(ctx, steps, task, ds, pid)
                 except Exception as exc:
                     excerpt = _traceback_excerpt()
-                    with clock("store"):
-                        store.fail_pipeline(pid, excerpt)
-                    result.failed[pid] = f"{type(exc).__name__}: {exc}"
+                    writer.submit(functools.partial(writer.fail, pid, label, exc, excerpt))
                     progress.done = min(progress.total, (len(result.pipeline_ids)) * (cv + 1))
-                    if verbose:
-                        err.write(
-                            f"\npipeline {labels[i]} on {ds.name} failed: "
-                            f"{type(exc).__name__}: {exc}\n"
-                        )
+                    continue
+                writer.record(pid, label, persist)
+        writer.wait()
         progress.close()
         n_total = len(result.pipeline_ids)
         summary = {
@@ -722,15 +802,18 @@ def run(
                     }
                 store.complete_run(run_id, summary=summary)
     except BaseException as exc:
+        writer.wait(reraise=False)
         try:
             store.fail_run(run_id, f"interrupted: {type(exc).__name__}: {exc}")
         finally:
             if owns:
                 store.close()
         raise
+    writer.close()
     result.timings = {
         "wall_s": time.perf_counter() - t_run,
         "store_s": clock.totals["store"],
+        "store_overlapped_s": writer.busy_s,
         "fit_s": clock.totals["fit"],
     }
     if verbose:

@@ -215,9 +215,13 @@ class WorkspaceStore:
         return self._uow.run(fn, what, **kw)
 
     # -- runs ----------------------------------------------------------------------------
-    def begin_run(self, name: str, config: Any = None, datasets: Any = None) -> str:
-        """Start a run (status 'running'); returns its id."""
-        return self._run("begin_run", lambda s: RunRepository(s).create(name, config, datasets))
+    def begin_run(
+        self, name: str, config: Any = None, datasets: Any = None, *, run_id: str | None = None
+    ) -> str:
+        """Start a run (status 'running'); returns its id (`run_id` to choose it)."""
+        return self._run(
+            "begin_run", lambda s: RunRepository(s).create(name, config, datasets, run_id=run_id)
+        )
 
     def complete_run(self, run_id: str, summary: Any = None) -> None:
         self._run(
@@ -252,13 +256,25 @@ class WorkspaceStore:
         generator_choices: Any = None,
         dataset_name: str = "",
         dataset_hash: str | None = None,
+        *,
+        pipeline_id: str | None = None,
     ) -> str:
-        """Start a pipeline of a run; KeyError for an unknown run."""
+        """Start a pipeline of a run; KeyError for an unknown run.
+
+        `pipeline_id` lets a caller choose the id (e.g. to record the pipeline later or from
+        another thread); by default a new UUID is made.
+        """
 
         def work(s: Session) -> str:
             RunRepository(s).require(run_id)
             return PipelineRepository(s).create(
-                run_id, name, expanded_config, generator_choices, dataset_name, dataset_hash
+                run_id,
+                name,
+                expanded_config,
+                generator_choices,
+                dataset_name,
+                dataset_hash,
+                pipeline_id=pipeline_id,
             )
 
         return self._run("begin_pipeline", work)
@@ -347,15 +363,11 @@ class WorkspaceStore:
                 dataset_name,
             )
             artifacts = ArtifactRepository(s)
-            missing = artifacts.missing(refs)
-            if missing:
+            updated = artifacts.adjust(dict.fromkeys(refs, 1))
+            if updated != len(refs):  # unknown ids (or removed by a concurrent gc)
+                missing = artifacts.missing(refs)
                 raise KeyError(
                     f"unknown artifact id(s) {missing} in chain of pipeline {pipeline_id!r}"
-                )
-            updated = artifacts.adjust(dict.fromkeys(refs, 1))
-            if updated != len(refs):  # a concurrent gc removed one between check and update
-                raise KeyError(
-                    f"artifact(s) of chain of pipeline {pipeline_id!r} were deleted concurrently"
                 )
             return chain_id
 
@@ -601,13 +613,15 @@ class WorkspaceStore:
             return [ids[key] for key in keys]
 
         with self._artifact_lock.shared():
-            keys, relpaths = [], []
-            for (_, _, _, fmt), blob in zip(prepared, blobs, strict=True):
-                content_hash, relpath = self._files.put(blob, fmt, sync_dir=False)
-                keys.append((content_hash, fmt))
-                relpaths.append(relpath)
-            for folder in sorted({self._files.path(r).parent for r in relpaths}):
-                files.fsync_dir(folder)
+            stored = files.put_many(
+                self._files,
+                [(blob, fmt) for (_, _, _, fmt), blob in zip(prepared, blobs, strict=True)],
+            )
+            keys = [
+                (content_hash, fmt)
+                for (content_hash, _), (_, _, _, fmt) in zip(stored, prepared, strict=True)
+            ]
+            relpaths = [relpath for _, relpath in stored]
             return self._run("save_artifacts", work, retry_integrity=True)
 
     def get_artifact(self, artifact_id: str) -> dict[str, Any] | None:

@@ -449,3 +449,15 @@ def test_log_steps_in_bulk(store: WorkspaceStore) -> None:
     with pytest.raises(KeyError, match="unknown pipeline_id"):
         store.log_steps("ghost", [{"step_idx": 0, "event": "fit"}])
     assert store.get_pipeline_log(rec.pipeline_id).num_rows == 2
+
+
+def test_caller_chosen_ids(store: WorkspaceStore) -> None:
+    run_id = store.begin_run("mine", run_id="run-chosen-1")
+    assert run_id == "run-chosen-1" and store.get_run("run-chosen-1")["name"] == "mine"
+    pid = store.begin_pipeline(run_id, "p", None, None, "d", None, pipeline_id="pipe-chosen-1")
+    assert pid == "pipe-chosen-1" and store.get_pipeline(pid)["run_id"] == run_id
+    with pytest.raises(ConstraintError, match="begin_pipeline"):
+        store.begin_pipeline(run_id, "again", None, None, "d", None, pipeline_id="pipe-chosen-1")
+    with pytest.raises(ValueError, match="pipeline_id must be a non-empty id string"):
+        store.begin_pipeline(run_id, "p", None, None, "d", None, pipeline_id=" ")
+    assert store.list_pipelines().num_rows == 1

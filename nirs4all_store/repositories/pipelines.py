@@ -86,17 +86,20 @@ class PipelineRepository:
             "duration_ms": check_number("duration_ms", duration_ms),
             "completed_at": utcnow(),
         }
-        self.require(pipeline_id)
-        self.session.execute(sa.update(T).where(T.c.pipeline_id == pipeline_id).values(**values))
+        self._update(pipeline_id, values)
 
     def fail(self, pipeline_id: str, error: str) -> None:
         check_text("error", error)
-        self.require(pipeline_id)
-        self.session.execute(
-            sa.update(T)
-            .where(T.c.pipeline_id == pipeline_id)
-            .values(status="failed", error=error, completed_at=utcnow())
+        self._update(pipeline_id, {"status": "failed", "error": error, "completed_at": utcnow()})
+
+    def _update(self, pipeline_id: str, values: dict[str, Any]) -> None:
+        """One UPDATE; an unknown id (no row updated) is a KeyError."""
+        check_id("pipeline_id", pipeline_id)
+        result = self.session.execute(
+            sa.update(T).where(T.c.pipeline_id == pipeline_id).values(**values)
         )
+        if not result.rowcount:
+            raise KeyError(f"unknown pipeline_id {pipeline_id!r}")
 
     def get(self, pipeline_id: str) -> dict[str, Any] | None:
         check_id("pipeline_id", pipeline_id)

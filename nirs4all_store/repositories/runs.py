@@ -77,8 +77,10 @@ class RunRepository:
             values["summary"] = check_json("summary", summary)
         if error is not None:
             values["error"] = check_text("error", error)
-        self.require(run_id)
-        self.session.execute(sa.update(T).where(T.c.run_id == run_id).values(**values))
+        check_id("run_id", run_id)
+        result = self.session.execute(sa.update(T).where(T.c.run_id == run_id).values(**values))
+        if not result.rowcount:  # one statement: an unknown id updates nothing
+            raise KeyError(f"unknown run_id {run_id!r}")
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         check_id("run_id", run_id)
