@@ -22,6 +22,16 @@ from pathlib import Path
 
 from _common import WorkspaceStore, fill_synthetic, fmt_s, median_time
 
+WATCHED = (
+    "nirs4all_store",
+    "numpy",
+    "pyarrow",
+    "sqlalchemy",
+    "sqlalchemy.orm",
+    "nirs4all_store.models",
+    "duckdb",
+    "duckdb_engine",
+)
 IMPORT_PROBE = (
     "import sys, time; t = time.perf_counter(); import nirs4all_store; "
     "print(time.perf_counter() - t); "
@@ -46,15 +56,15 @@ def bench_import() -> None:
         text=True,
         check=True,
     ).stderr
-    rows = []
+    cumulative: dict[str, int] = {}
     for line in stderr.splitlines():
         parts = line.split("|")
         if len(parts) == 3 and parts[1].strip().isdigit():
-            rows.append((int(parts[1]), parts[2].rstrip()))
-    top = {name.strip(): us for us, name in rows if name.startswith(" ") and name.count("  ") <= 1}
-    print("  top-level imports (cumulative, one importtime run):")
-    for name, us in sorted(top.items(), key=lambda kv: -kv[1])[:8]:
-        print(f"    {name:<36}{us / 1000:8.1f} ms")
+            cumulative.setdefault(parts[2].strip(), int(parts[1]))
+    print("  cumulative import time of the main dependencies (one -X importtime run):")
+    for name in WATCHED:
+        if name in cumulative:
+            print(f"    {name:<28}{cumulative[name] / 1000:8.1f} ms")
 
 
 def bench_open(folder: Path) -> None:
