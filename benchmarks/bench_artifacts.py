@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
                 path = store.get_artifact_path(artifact_id)
                 size = path.stat().st_size
                 data = path.read_bytes()
-                checked = median_time(lambda: store.load_artifact(artifact_id), args.repeat)
-                plain = median_time(lambda: load_without_hash(store, artifact_id), args.repeat)
-                digest = median_time(lambda: files.sha256_bytes(data), args.repeat)
+                checked = median_time(lambda a=artifact_id: store.load_artifact(a), args.repeat)
+                plain = median_time(lambda a=artifact_id: load_without_hash(store, a), args.repeat)
+                digest = median_time(lambda d=data: files.sha256_bytes(d), args.repeat)
                 print(
                     f"{name:30s} {size / 1024:7.0f}KB {save_s * 1000:7.1f}ms "
                     f"{checked * 1000:7.1f}ms {plain * 1000:7.1f}ms {digest * 1000:7.2f}ms "
