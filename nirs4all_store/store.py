@@ -42,6 +42,7 @@ from .repositories.predictions import validate_arrays, validate_prediction
 from .types import utcnow
 
 ARTIFACTS_DIRNAME = "artifacts"
+_PENDING_UNLINKS = "nirs4all_pending_unlinks"  # Session.info key: files to delete on commit
 EXPORTS_DIRNAME = "exports"
 
 
@@ -207,8 +208,14 @@ class WorkspaceStore:
     def transaction(self) -> Iterator[Session]:
         """Group many calls into one commit (all or nothing); yields the Session."""
         self._check_open()
+        outermost = self._uow.current is None
         with self._uow.transaction() as session:
+            pending = session.info.setdefault(_PENDING_UNLINKS, [])
             yield session
+        # Committed: only now may the files of artifact rows deleted inside it go.
+        if outermost and pending:
+            with self._artifact_lock.exclusive():
+                self._unlink_unused(pending)
 
     def _run(self, what: str, fn: Any, **kw: Any) -> Any:
         self._check_open()
@@ -720,8 +727,16 @@ class WorkspaceStore:
         return len(gone)
 
     def _unlink_unused(self, gone: Sequence[Mapping[str, Any]]) -> None:
-        """Delete the files of removed rows unless another row still points at the path."""
+        """Delete the files of removed rows unless another row still points at the path.
+
+        Inside `store.transaction()` the rows may still roll back: the files are deleted
+        when (and only if) that transaction commits.
+        """
         if not gone:
+            return
+        session = self._uow.current
+        if session is not None:
+            session.info.setdefault(_PENDING_UNLINKS, []).extend(gone)
             return
         in_use = self._run(
             "gc_artifacts",
