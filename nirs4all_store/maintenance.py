@@ -94,13 +94,10 @@ def verify_workspace(store: WorkspaceStore, *, repair: bool, grace_seconds: floa
 
         if repair:
             if report.ref_count_mismatches:
-                store._run(
+                report.repaired_ref_counts = store._run(
                     "verify(repair)",
-                    lambda s: ArtifactRepository(s).set_counts(
-                        {aid: n for aid, n in expected.items() if n}
-                    ),
+                    lambda s: ArtifactRepository(s).repair_counts(report.ref_count_mismatches),
                 )
-                report.repaired_ref_counts = len(report.ref_count_mismatches)
             for relpath in report.orphan_files:
                 with contextlib.suppress(FileNotFoundError):
                     if store._files.age_seconds(relpath) >= grace_seconds:

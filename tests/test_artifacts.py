@@ -496,3 +496,44 @@ def test_many_artifacts_round_trip_after_reopen(open_store: Callable[..., Worksp
     assert os.path.commonpath([again.get_artifact_path(ids[0]), again.artifacts_path]) == str(
         again.artifacts_path
     )
+
+
+# -- deletes inside an explicit transaction ------------------------------------------------
+@pytest.mark.parametrize("operation", ["delete_run", "gc_artifacts"])
+def test_rolled_back_delete_keeps_files(store: WorkspaceStore, operation: str) -> None:
+    """Regression: files were unlinked before the outer transaction committed."""
+    artifact = store.save_artifact(fitted_pls())
+    run_id, pipe = pipeline(store)
+    chain(store, pipe, fold={"0": artifact})
+    if operation == "gc_artifacts":
+        store.fail_pipeline(pipe, "released")
+    path = store.get_artifact_path(artifact)
+
+    def delete() -> None:
+        if operation == "delete_run":
+            store.delete_run(run_id, delete_artifacts=True)
+        else:
+            assert store.gc_artifacts(grace_seconds=0) == 1
+
+    with pytest.raises(RuntimeError, match="changed my mind"), store.transaction():
+        delete()
+        assert path.exists()  # not before the commit
+        raise RuntimeError("changed my mind")
+    assert store.get_artifact(artifact) is not None and path.exists()
+    assert store.load_artifact(artifact) is not None and store.verify().ok
+    with store.transaction():
+        delete()
+        assert path.exists()
+    assert store.get_artifact(artifact) is None and not path.exists()
+    assert store.verify().ok
+
+
+def test_delete_then_resave_in_one_transaction_keeps_the_file(store: WorkspaceStore) -> None:
+    artifact = store.save_artifact(np.arange(20.0))
+    run_id, pipe = pipeline(store)
+    chain(store, pipe, fold={"0": artifact})
+    with store.transaction():
+        store.delete_run(run_id, delete_artifacts=True)
+        assert store.save_artifact(np.arange(20.0)) == artifact
+    assert store.load_artifact(artifact).shape == (20,)
+    assert store.verify().ok

@@ -122,6 +122,29 @@ def test_gc_grace_is_measured_from_the_save(store: WorkspaceStore) -> None:
     assert store.verify().ok
 
 
+def test_repair_skips_counts_changed_since_the_scan(store: WorkspaceStore) -> None:
+    """A chain saved between verify's snapshot and its repair must not be undone."""
+    from nirs4all_store.repositories import ArtifactRepository
+
+    a = store.save_artifact(np.arange(6.0))
+    b = store.save_artifact(np.arange(7.0))
+    run_id = store.begin_run("r")
+    pipe = store.begin_pipeline(run_id, "p", dataset_name="ds")
+    table = Artifact.__table__
+    with store.transaction() as session:  # both counts wrong: 5 stored, 0 references
+        session.execute(sa.update(table).values(ref_count=5))
+    stale = store.verify().ref_count_mismatches
+    assert sorted(stale) == sorted([(a, 5, 0), (b, 5, 0)])
+    store.save_chain(pipe, [], 0, "M", fold_artifacts={"0": a})  # a: 5 -> 6 meanwhile
+    with store.transaction() as session:
+        assert ArtifactRepository(session).repair_counts(stale) == 1
+    assert store.get_artifact(b)["ref_count"] == 0  # type: ignore[index]
+    assert store.get_artifact(a)["ref_count"] == 6  # type: ignore[index]  # left for next pass
+    fixed = store.verify(repair=True)
+    assert fixed.repaired_ref_counts == 1 and store.verify().ok
+    assert store.get_artifact(a)["ref_count"] == 1  # type: ignore[index]
+
+
 # -- vacuum --------------------------------------------------------------------------------
 def test_vacuum_keeps_every_row_and_shrinks(open_store: Callable[..., WorkspaceStore]) -> None:
     store = open_store()

@@ -149,19 +149,27 @@ class ArtifactRepository:
                 updated += result.rowcount or 0
         return updated
 
-    def set_counts(self, counts: Mapping[str, int]) -> None:
-        """Force ref_count values (repair); artifacts absent from `counts` get 0."""
-        self.session.execute(sa.update(T).where(T.c.ref_count != 0).values(ref_count=0))
-        by_count: dict[int, list[str]] = defaultdict(list)
-        for artifact_id, count in counts.items():
-            by_count[count].append(artifact_id)
+    def repair_counts(self, mismatches: Iterable[tuple[str, int, int]]) -> int:
+        """Set each (artifact_id, seen, wanted) count to `wanted` if it still equals `seen`.
+
+        Compare-and-set: verify computes `wanted` from a snapshot, and a chain saved or
+        deleted since (save_chain takes no artifact lock) changes the stored count, so the
+        stale repair of that artifact is skipped rather than undoing the change. Returns how
+        many rows were repaired.
+        """
         now = utcnow()
-        for count, ids in by_count.items():
-            self.session.execute(
+        repaired = 0
+        for artifact_id, seen, wanted in mismatches:
+            values: dict[str, Any] = {"ref_count": wanted}
+            if wanted > 0:
+                values["referenced_at"] = sa.func.coalesce(T.c.referenced_at, now)
+            result = self.session.execute(
                 sa.update(T)
-                .where(T.c.artifact_id.in_(ids))
-                .values(ref_count=count, referenced_at=sa.func.coalesce(T.c.referenced_at, now))
+                .where(T.c.artifact_id == artifact_id, T.c.ref_count == seen)
+                .values(**values)
             )
+            repaired += result.rowcount or 0
+        return repaired
 
     def unreferenced(
         self, ids: Iterable[str] | None = None, *, young_cutoff: dt.datetime | None = None
