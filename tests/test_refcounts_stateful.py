@@ -57,6 +57,18 @@ def empty_database(url: str) -> None:
         engine.dispose()
 
 
+_TEMPLATE: list[Path] = []
+
+
+def empty_duckdb_workspace() -> Path:
+    """A freshly migrated, empty store.duckdb (made once per test session)."""
+    if not _TEMPLATE:
+        folder = Path(tempfile.mkdtemp(prefix="n4a-stateful-template-"))
+        WorkspaceStore(folder).close()
+        _TEMPLATE.append(folder / "store.duckdb")
+    return _TEMPLATE[0]
+
+
 class RefCountMachine(RuleBasedStateMachine):
     database_url: str | None = None  # set per backend by the test below
 
@@ -69,6 +81,9 @@ class RefCountMachine(RuleBasedStateMachine):
         elif url is not None:
             empty_database(url)
         self.url = url
+        if url is None:  # copy a migrated empty workspace: migrating each example is slow
+            (self.tmp / "ws").mkdir()
+            shutil.copyfile(empty_duckdb_workspace(), self.tmp / "ws" / "store.duckdb")
         self.store = self._open()
         # The model.
         self.ids: dict[int, str] = {}  # object index -> artifact id (learned on first save)
