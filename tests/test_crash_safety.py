@@ -25,7 +25,10 @@ from nirs4all_store.artifacts import TEMP_PREFIX
 from nirs4all_store.models import Chain
 from nirs4all_store.repositories.chains import artifact_refs
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="the helper forks its workers (POSIX)"),
+]
 
 KILLS = 20
 
