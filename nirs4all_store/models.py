@@ -197,9 +197,11 @@ class Artifact(Base):
     size_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
     ref_count: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
-    # NULL until a chain references the artifact: gc spares unreferenced artifacts younger
-    # than its grace period only while this is NULL (they may be in flight elsewhere).
+    # NULL from a save until a chain references the artifact: while it is NULL and the save
+    # (saved_at, else created_at) is younger than the grace period, gc and delete_run spare
+    # an unreferenced artifact (another process may be about to reference it).
     referenced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    saved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Legacy cache keys (revision 0002), kept from adopted nirs4all workspaces.
     chain_path_hash: Mapped[str | None] = mapped_column(sa.String)
     input_data_hash: Mapped[str | None] = mapped_column(sa.String)

@@ -42,6 +42,8 @@ from .repositories.predictions import validate_arrays, validate_prediction
 from .types import utcnow
 
 ARTIFACTS_DIRNAME = "artifacts"
+#: How long an artifact saved but not yet referenced by a chain is spared by deletions.
+DEFAULT_GRACE_SECONDS = 3600.0
 _PENDING_UNLINKS = "nirs4all_pending_unlinks"  # Session.info key: files to delete on commit
 EXPORTS_DIRNAME = "exports"
 
@@ -611,7 +613,7 @@ class WorkspaceStore:
                         "format": key[1],
                         "size_bytes": len(blob),
                     }
-            repo.renew_many(r["artifact_id"] for r in existing.values() if r["ref_count"] <= 0)
+            repo.mark_saved(r["artifact_id"] for r in existing.values())
             repo.insert_many(list(new.values()))
             ids = {
                 **{k: r["artifact_id"] for k, r in existing.items()},
@@ -676,7 +678,9 @@ class WorkspaceStore:
         """Delete a run and everything under it in one transaction; returns rows deleted.
 
         With `delete_artifacts`, artifacts whose last reference this call released are
-        removed too (rows in the transaction, files after it commits).
+        removed too (rows in the transaction, files after it commits), except bytes saved
+        again (by any process) since their last reference, for the grace period of
+        `gc_artifacts`: they may be about to be referenced by a new chain.
         """
         check_id("run_id", run_id)
 
@@ -690,8 +694,9 @@ class WorkspaceStore:
             gone: list[dict[str, Any]] = []
             if delete_artifacts and released:
                 repo = ArtifactRepository(s)
-                gone = repo.unreferenced(released)
-                deleted += repo.delete([g["artifact_id"] for g in gone])
+                cutoff = utcnow() - dt.timedelta(seconds=DEFAULT_GRACE_SECONDS)
+                gone = repo.unreferenced(released, young_cutoff=cutoff)
+                deleted += repo.delete([g["artifact_id"] for g in gone], young_cutoff=cutoff)
             return deleted, gone
 
         with self._artifact_lock.exclusive():
@@ -700,31 +705,32 @@ class WorkspaceStore:
         return deleted
 
     def gc_artifacts(
-        self, grace_seconds: float = 3600, dry_run: bool = False
+        self, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False
     ) -> int | list[dict[str, Any]]:
         """Remove artifacts no chain references (rows first, then files).
 
-        An artifact no chain ever referenced that was saved less than `grace_seconds` ago is
-        kept (it may be in flight in another process). Returns the number removed, or with
-        `dry_run=True` the list of artifacts (id, path, hash) that would go.
+        An artifact saved less than `grace_seconds` ago that no chain has referenced since
+        is kept (it may be in flight in another process); `grace_seconds=0` collects those
+        too. Returns the number removed, or with `dry_run=True` the list of artifacts (id,
+        path, hash) that would go.
         """
         if grace_seconds < 0:
             raise ValueError(f"grace_seconds must be >= 0, got {grace_seconds!r}")
         cutoff = utcnow() - dt.timedelta(seconds=float(grace_seconds))
 
-        def work(s: Session) -> list[dict[str, Any]]:
+        def work(s: Session) -> tuple[list[dict[str, Any]], int]:
             repo = ArtifactRepository(s)
             gone = repo.unreferenced(young_cutoff=cutoff)
-            if not dry_run:
-                repo.delete([g["artifact_id"] for g in gone])
-            return gone
+            if dry_run:
+                return gone, 0
+            return gone, repo.delete([g["artifact_id"] for g in gone], young_cutoff=cutoff)
 
         with self._artifact_lock.exclusive():
-            gone = self._run("gc_artifacts", work)
+            gone, removed = self._run("gc_artifacts", work)
             if dry_run:
                 return gone
             self._unlink_unused(gone)
-        return len(gone)
+        return removed
 
     def _unlink_unused(self, gone: Sequence[Mapping[str, Any]]) -> None:
         """Delete the files of removed rows unless another row still points at the path.

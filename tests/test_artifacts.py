@@ -537,3 +537,20 @@ def test_delete_then_resave_in_one_transaction_keeps_the_file(store: WorkspaceSt
         assert store.save_artifact(np.arange(20.0)) == artifact
     assert store.load_artifact(artifact).shape == (20,)
     assert store.verify().ok
+
+
+def test_resave_of_a_referenced_artifact_survives_delete_run(store: WorkspaceStore) -> None:
+    """Bytes saved again (by another process, say) after their last reference are in flight:
+    delete_run releasing that reference keeps them for the grace period, gc(0) collects them."""
+    from helpers import record_pipeline, spectra
+
+    rec = record_pipeline(store, with_predictions=False)
+    shared = rec.artifact_ids[0]
+    X, _ = spectra(seed=0)
+    assert store.save_artifact(StandardScaler().fit(X), "StandardScaler", "transformer") == shared
+    store.delete_run(rec.run_id, delete_artifacts=True)
+    assert store.get_artifact(shared) is not None and store.get_artifact_path(shared).is_file()
+    assert all(store.get_artifact(a) is None for a in rec.artifact_ids[1:])
+    assert store.gc_artifacts() == 0
+    assert store.gc_artifacts(grace_seconds=0) == 1
+    assert store.get_artifact(shared) is None and store.verify().ok

@@ -88,7 +88,7 @@ class RefCountMachine(RuleBasedStateMachine):
         # The model.
         self.ids: dict[int, str] = {}  # object index -> artifact id (learned on first save)
         self.live: set[str] = set()  # artifact rows that must exist
-        self.protected: set[str] = set()  # saved, never referenced since: gc grace spares them
+        self.protected: set[str] = set()  # saved, not referenced since: the grace spares them
         self.runs: dict[str, list[str]] = {}  # run -> pipelines
         self.chains: dict[str, tuple[str, set[str]]] = {}  # chain -> (pipeline, refs)
         self.predictions: dict[str, tuple[str, str | None]] = {}  # prediction -> (pipe, chain)
@@ -137,8 +137,7 @@ class RefCountMachine(RuleBasedStateMachine):
         artifact_id = self.store.save_artifact(make_object(k), f"Op{k}", "transformer", fmt)
         key = k * 2 + (fmt == "pickle")
         assert self.ids.setdefault(key, artifact_id) == artifact_id  # deterministic id
-        if self.expected_counts()[artifact_id] == 0:
-            self.protected.add(artifact_id)  # a save renews an unreferenced artifact
+        self.protected.add(artifact_id)  # in flight until a chain references it again
         self.live.add(artifact_id)
 
     @rule(n_pipelines=st.integers(1, 2))
@@ -239,7 +238,9 @@ class RefCountMachine(RuleBasedStateMachine):
         released = self._drop_chains(pipelines)
         after = self.expected_counts()
         gone = (
-            {a for a in released if after[a] == 0 and before[a] > 0} if delete_artifacts else set()
+            {a for a in released if after[a] == 0 and before[a] > 0} - self.protected
+            if delete_artifacts
+            else set()
         )
         deleted = self.store.delete_run(run_id, delete_artifacts=delete_artifacts)
         # run + pipelines + chains + predictions with their arrays rows (+ artifacts), no logs

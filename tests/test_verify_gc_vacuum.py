@@ -110,11 +110,12 @@ def test_gc_grace_is_measured_from_the_save(store: WorkspaceStore) -> None:
     aged = store.save_artifact(np.arange(4.0))
     fresh = store.save_artifact(np.arange(5.0))
     table = Artifact.__table__
+    two_hours_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
     with store.transaction() as session:  # as if saved two hours ago
         session.execute(
             sa.update(table)
             .where(table.c.artifact_id == aged)
-            .values(created_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
+            .values(created_at=two_hours_ago, saved_at=two_hours_ago)
         )
     assert store.gc_artifacts(grace_seconds=3600) == 1
     assert store.get_artifact(aged) is None and store.get_artifact(fresh) is not None

@@ -26,6 +26,15 @@ def artifact_id_for(content_hash: str, fmt: str) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, f"{content_hash}:{fmt}"))
 
 
+def collectable(young_cutoff: dt.datetime | None) -> sa.ColumnElement[bool]:
+    """No live reference, and not saved after `young_cutoff` without a reference since."""
+    condition = T.c.ref_count <= 0
+    if young_cutoff is None:
+        return condition
+    saved = sa.func.coalesce(T.c.saved_at, T.c.created_at)
+    return sa.and_(condition, sa.or_(T.c.referenced_at.is_not(None), saved < young_cutoff))
+
+
 class ArtifactRepository:
     """Artifact rows: where the bytes are, their hash, and how many chains use them."""
 
@@ -75,52 +84,24 @@ class ArtifactRepository:
         now = utcnow()
         self.session.execute(
             sa.insert(T),
-            [{**row, "ref_count": 0, "created_at": now, "referenced_at": None} for row in rows],
+            [
+                {**row, "ref_count": 0, "created_at": now, "saved_at": now, "referenced_at": None}
+                for row in rows
+            ],
         )
 
-    def renew_many(self, artifact_ids: Iterable[str]) -> None:
-        """Re-saved bytes nobody references: protect them again like new saves."""
+    def mark_saved(self, artifact_ids: Iterable[str]) -> None:
+        """Deduplicated re-saves: in flight again until a chain references them.
+
+        Whatever their count, so that a concurrent delete_run releasing the last reference
+        does not remove bytes another process has just saved and is about to reference."""
         ids = list(artifact_ids)
         if ids:
             self.session.execute(
                 sa.update(T)
-                .where(T.c.artifact_id.in_(ids), T.c.ref_count <= 0)
-                .values(referenced_at=None, created_at=utcnow())
+                .where(T.c.artifact_id.in_(ids))
+                .values(referenced_at=None, saved_at=utcnow())
             )
-
-    def insert(
-        self,
-        *,
-        artifact_id: str,
-        artifact_path: str,
-        content_hash: str,
-        operator_class: str | None,
-        artifact_type: str | None,
-        fmt: str,
-        size_bytes: int,
-    ) -> None:
-        self.session.execute(
-            sa.insert(T).values(
-                artifact_id=artifact_id,
-                artifact_path=artifact_path,
-                content_hash=content_hash,
-                operator_class=operator_class,
-                artifact_type=artifact_type,
-                format=fmt,
-                size_bytes=size_bytes,
-                ref_count=0,
-                created_at=utcnow(),
-                referenced_at=None,
-            )
-        )
-
-    def renew_unreferenced(self, artifact_id: str) -> None:
-        """A re-save of bytes nobody references: protect them again like a new save."""
-        self.session.execute(
-            sa.update(T)
-            .where(T.c.artifact_id == artifact_id, T.c.ref_count <= 0)
-            .values(referenced_at=None, created_at=utcnow())
-        )
 
     def missing(self, artifact_ids: Iterable[str]) -> list[str]:
         from .base import missing_ids
@@ -174,28 +155,28 @@ class ArtifactRepository:
     def unreferenced(
         self, ids: Iterable[str] | None = None, *, young_cutoff: dt.datetime | None = None
     ) -> list[dict[str, Any]]:
-        """Rows with ref_count <= 0; never-referenced ones newer than `young_cutoff` are spared."""
+        """Rows that may go: ref_count <= 0, except those saved after `young_cutoff` that no
+        chain referenced since (in flight)."""
         query = sa.select(T.c.artifact_id, T.c.artifact_path, T.c.content_hash).where(
-            T.c.ref_count <= 0
+            collectable(young_cutoff)
         )
         if ids is not None:
             query = query.where(T.c.artifact_id.in_(list(ids)))
-        if young_cutoff is not None:
-            query = query.where(
-                sa.or_(T.c.referenced_at.is_not(None), T.c.created_at < young_cutoff)
-            )
         return [
             dict(r._mapping) for r in self.session.execute(query.order_by(T.c.artifact_id)).all()
         ]
 
-    def delete(self, artifact_ids: Iterable[str]) -> int:
+    def delete(
+        self, artifact_ids: Iterable[str], *, young_cutoff: dt.datetime | None = None
+    ) -> int:
+        """Delete the rows among `artifact_ids` that are still collectable (the condition is
+        re-checked by the DELETE itself: a concurrent save_chain may have referenced one)."""
         ids = list(artifact_ids)
         deleted = 0
         for start in range(0, len(ids), 5000):
             chunk = ids[start : start + 5000]
-            deleted += (
-                self.session.execute(sa.delete(T).where(T.c.artifact_id.in_(chunk))).rowcount or 0
-            )
+            statement = sa.delete(T).where(T.c.artifact_id.in_(chunk), collectable(young_cutoff))
+            deleted += self.session.execute(statement).rowcount or 0
         return deleted
 
     def paths_in_use(self, paths: Iterable[str]) -> set[str]:
