@@ -148,8 +148,9 @@ def synthetic_tables(
     rng = np.random.default_rng(seed)
     per_pipeline = folds * len(PARTITIONS)
     n_pipelines = -(-n_predictions // per_pipeline)
-    tag = uuid.uuid4().hex[:8]
-    pipeline_ids = np.array([f"pl-{tag}-{i:07d}" for i in range(n_pipelines)], dtype=object)
+    # Random UUID strings like the store's own ids: DuckDB's ART index costs depend on the
+    # key distribution (sequential, shared-prefix keys make deletes ~4x slower to commit).
+    pipeline_ids = np.array([str(uuid.uuid4()) for _ in range(n_pipelines)], dtype=object)
     now = np.datetime64("2026-01-01T00:00:00", "us")
     pipelines = pa.table(
         {
@@ -163,7 +164,7 @@ def synthetic_tables(
     )
     idx = np.arange(n_predictions)
     pipe = idx // per_pipeline
-    ids = pa.array([f"pr-{tag}-{i:08d}" for i in range(n_predictions)], pa.string())
+    ids = pa.array([str(uuid.uuid4()) for _ in range(n_predictions)], pa.string())
     datasets = np.array(DATASETS, dtype=object)[pipe % 10]
     classes = np.array(MODEL_CLASSES, dtype=object)[pipe % 5]
     predictions = pa.table(

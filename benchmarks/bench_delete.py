@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import uuid
 
 import pyarrow as pa
 from _common import (
@@ -35,7 +36,7 @@ def add_chains_and_logs(store: WorkspaceStore, run_id: str, artifacts: list[str]
     now = dt.datetime(2026, 1, 1)
     chains = pa.table(
         {
-            "chain_id": [f"ch-{p}" for p in pipelines],
+            "chain_id": [str(uuid.uuid4()) for _ in pipelines],
             "pipeline_id": pipelines,
             "steps": [json.dumps([{"class": "PLSRegression"}])] * len(pipelines),
             "model_step_idx": [0] * len(pipelines),
@@ -50,7 +51,7 @@ def add_chains_and_logs(store: WorkspaceStore, run_id: str, artifacts: list[str]
     )
     logs = pa.table(
         {
-            "log_id": [f"log-{p}" for p in pipelines],
+            "log_id": [str(uuid.uuid4()) for _ in pipelines],
             "pipeline_id": pipelines,
             "step_idx": [0] * len(pipelines),
             "event": ["fit"] * len(pipelines),
