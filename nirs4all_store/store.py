@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import artifacts as files
 from .db import engine as engines
-from .db import migrate
+from .db.opening import open_engine
 from .db.session import UnitOfWork
 from .locks import ArtifactLock
 from .maintenance import VerifyReport, vacuum_database, verify_workspace
@@ -95,7 +94,9 @@ class WorkspaceStore:
         self._artifact_lock = ArtifactLock(self.path or self.artifacts_path)
         self._owns_engine = not isinstance(url, Engine)
         self._closed = False
-        self.engine = self._open_engine(url)
+        self.engine = open_engine(
+            self.path, url, lock_timeout=self.lock_timeout, hold_lock=self.hold_lock
+        )
         self._uow = UnitOfWork(sessionmaker(self.engine, expire_on_commit=False))
 
     # -- opening -------------------------------------------------------------------------
@@ -106,80 +107,6 @@ class WorkspaceStore:
     @property
     def db_file(self) -> Path | None:
         return engines.database_file(self.engine.url)
-
-    def _open_engine(self, url: str | URL | Engine | None) -> Engine:
-        if isinstance(url, Engine):
-            engine = url
-        else:
-            if url is None:
-                url = engines.duckdb_url(self.path / engines.DB_FILENAME)  # type: ignore[operator]
-                from .legacy import recover_interrupted_adoption
-
-                recover_interrupted_adoption(self.path)  # type: ignore[arg-type]
-            engine = engines.create_store_engine(
-                url, lock_timeout=self.lock_timeout, hold_lock=self.hold_lock
-            )
-        try:
-            self._ensure_schema(engine)
-        except BaseException:
-            if self._owns_engine:
-                engine.dispose()
-            raise
-        return engine
-
-    def _ensure_schema(self, engine: Engine) -> None:
-        described = str(
-            engines.database_file(engine.url) or engine.url.render_as_string(hide_password=True)
-        )
-        server = engines.is_server(engine.url)
-        try:
-            migrate.ensure_schema(
-                engine,
-                implicit_upgrade=not server,
-                before_upgrade=lambda rev: self._backup_before_upgrade(engine, rev),
-                describe=described,
-            )
-        except migrate.UnversionedDatabase as found:
-            db_file = engines.database_file(engine.url)
-            if engine.dialect.name != "duckdb" or db_file is None or not self._owns_engine:
-                from .errors import UnknownSchemaError
-
-                raise UnknownSchemaError(
-                    f"{described} holds tables {sorted(found.tables)} but no nirs4all-store "
-                    "schema version: refusing to write into it"
-                ) from None
-            engine.dispose()
-            from .legacy import adopt_legacy_workspace
-
-            adopt_legacy_workspace(db_file.parent if self.path is None else self.path)
-            engine.dispose()
-            migrate.ensure_schema(engine, implicit_upgrade=True, describe=described)
-        except Exception as exc:
-            from .db.session import is_driver_error, translate
-
-            if is_driver_error(exc):
-                raise translate(exc, f"opening {described}") from None
-            raise
-
-    def _backup_before_upgrade(self, engine: Engine, revision: str) -> None:
-        """Copy an embedded database file before migrating it (`store.duckdb.bak-<rev>`)."""
-        db_file = engines.database_file(engine.url)
-        if db_file is None or not db_file.exists():
-            return
-        backup = db_file.with_name(f"{db_file.name}.bak-{revision}")
-        if engine.dialect.name == "sqlite":
-            # The raw connection: the engine's "begin" hook would wrap VACUUM in BEGIN IMMEDIATE,
-            # and VACUUM cannot run inside a transaction.
-            raw = engine.raw_connection()
-            try:
-                raw.driver_connection.execute("VACUUM INTO ?", (str(backup),))  # type: ignore[union-attr]
-            finally:
-                raw.close()
-            return
-        engine.dispose()  # DuckDB writes its WAL into the file on close
-        tmp = backup.with_name(backup.name + ".tmp")
-        shutil.copyfile(db_file, tmp)
-        os.replace(tmp, backup)
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
@@ -439,8 +366,7 @@ class WorkspaceStore:
             repo = PredictionRepository(s)
             if not repo.exists(prediction_id):
                 raise KeyError(f"unknown prediction_id {prediction_id!r}")
-            if repo.arrays_exist(prediction_id):
-                repo_delete_arrays(s, prediction_id)
+            repo.delete_arrays([prediction_id])
             repo.insert_many([], [arrays])
 
         self._run("save_prediction_arrays", work)
@@ -795,7 +721,9 @@ class WorkspaceStore:
         return self.path / EXPORTS_DIRNAME
 
     # -- maintenance ---------------------------------------------------------------------
-    def verify(self, repair: bool = False, grace_seconds: float = 3600) -> VerifyReport:
+    def verify(
+        self, repair: bool = False, grace_seconds: float = DEFAULT_GRACE_SECONDS
+    ) -> VerifyReport:
         """Check reference counts, files and hashes; `repair=True` fixes counts and orphans."""
         self._check_open()
         return verify_workspace(self, repair=repair, grace_seconds=grace_seconds)
@@ -826,10 +754,3 @@ def _artifact_item(index: int, item: Any) -> tuple[Any, str | None, str | None, 
         )
     files.check_format(values[3])
     return values  # type: ignore[return-value]
-
-
-def repo_delete_arrays(s: Session, prediction_id: str) -> None:
-    from .models import PredictionArrays
-
-    table = PredictionArrays.__table__
-    s.execute(sa.delete(table).where(table.c.prediction_id == prediction_id))

@@ -224,6 +224,12 @@ class PredictionRepository:
             or 0
         )
 
+    def delete_arrays(self, prediction_ids: list[str]) -> int:
+        return (
+            self.session.execute(sa.delete(A).where(A.c.prediction_id.in_(prediction_ids))).rowcount
+            or 0
+        )
+
     def delete_of_pipelines(
         self, pipeline_ids: sa.Select[Any], chain_ids: sa.Select[Any] | None = None
     ) -> int:
@@ -235,10 +241,6 @@ class PredictionRepository:
     # -- reads --------------------------------------------------------------------------
     def exists(self, prediction_id: str) -> bool:
         query = sa.select(T.c.prediction_id).where(T.c.prediction_id == prediction_id)
-        return self.session.execute(query).first() is not None
-
-    def arrays_exist(self, prediction_id: str) -> bool:
-        query = sa.select(A.c.prediction_id).where(A.c.prediction_id == prediction_id)
         return self.session.execute(query).first() is not None
 
     def get(self, prediction_id: str, *, load_arrays: bool = False) -> dict[str, Any] | None:
