@@ -357,14 +357,23 @@ class _Writer:
             self._drain(keep=backlog)
         self.futures.append(self.pool.submit(self._timed, fn))
 
-    def record(self, pipeline_id: str, label: str, persist: Callable[[], None]) -> None:
+    def record(
+        self,
+        begin: Callable[[], Any],
+        label: str,
+        persist: Callable[[Callable[[], Any]], None],
+    ) -> None:
+        """Queue a fitted pipeline: begin + everything it produced, in one transaction."""
+        pipeline_id = begin.keywords["pipeline_id"]  # type: ignore[attr-defined]
+
         def task() -> None:
             try:
-                persist()
+                persist(begin)
             except Exception as exc:
-                self.fail(pipeline_id, label, exc, _traceback_excerpt())
+                self.fail(begin, label, exc, _traceback_excerpt())
 
         self.submit(task, backlog=1)
+        self.result.pipeline_ids.append(pipeline_id)
 
     def _timed(self, fn: Callable[[], None]) -> None:
         t0 = time.perf_counter()
@@ -373,8 +382,12 @@ class _Writer:
         finally:
             self.busy_s += time.perf_counter() - t0
 
-    def fail(self, pipeline_id: str, label: str, exc: BaseException, excerpt: str) -> None:
-        self.store.fail_pipeline(pipeline_id, excerpt)
+    def fail(self, begin: Callable[[], Any], label: str, exc: BaseException, excerpt: str) -> None:
+        """Record the pipeline as failed (its row and the failure in one transaction)."""
+        pipeline_id = begin.keywords["pipeline_id"]  # type: ignore[attr-defined]
+        with self.store.transaction():
+            begin()
+            self.store.fail_pipeline(pipeline_id, excerpt)
         self.result.failed[pipeline_id] = f"{type(exc).__name__}: {exc}"
         if self.verbose:
             self.err.write(f"\npipeline {label} failed: {type(exc).__name__}: {exc}\n")
@@ -407,11 +420,12 @@ def _splitter(task: str, cv: int, random_state: int | None) -> Any:
 
 def _run_pipeline(
     ctx: _Context, steps: list[Any], task: str, ds: Dataset, pipeline_id: str
-) -> Callable[[], None]:
+) -> Callable[[Callable[[], Any]], None]:
     """Fit and cross-validate one pipeline on one dataset.
 
-    Returns the function that records it (artifacts, chain, predictions, logs, completion)
-    in one transaction, so that `run()` can write one pipeline while the next one fits.
+    Returns the function that records it in one transaction (the pipeline row via the
+    `begin` callable it is given, artifacts, chain, predictions, logs, completion), so that
+    `run()` can write one pipeline while the next one fits.
     """
     from sklearn.base import clone
 
@@ -594,11 +608,12 @@ def _run_pipeline(
     best_val = avg_val["val_score"]
     duration_ms = (time.perf_counter() - t_start) * 1000
 
-    def persist() -> None:
+    def persist(begin: Callable[[], Any]) -> None:
         # One transaction: the artifact files are written (atomically) before it commits,
-        # and their rows, the chain that references them, the predictions, the logs and the
-        # pipeline's completion become visible together.
+        # and the pipeline, the artifact rows, the chain that references them, the
+        # predictions, the logs and the completion become visible together.
         with store.transaction():
+            begin()
             ids = store.save_artifacts([(obj, _qualname(obj), kind) for _, obj, kind in to_save])
             saved = dict(zip((key for key, _, _ in to_save), ids, strict=True))
             shared = {k: v for k, v in saved.items() if not k.startswith("fold_")}
@@ -745,18 +760,17 @@ def run(
         for ds in datasets:
             for i, (steps, task) in enumerate(zip(pipelines, tasks, strict=False)):
                 pid = str(uuid.uuid4())
-                writer.submit(
-                    functools.partial(
-                        store.begin_pipeline,
-                        run_id,
-                        f"{i:04d}_{labels[i]}",
-                        expanded_config=config["pipelines"][i],
-                        dataset_name=ds.name,
-                        dataset_hash=ds.content_hash,
-                        pipeline_id=pid,
-                    )
+                # The pipeline row is written with the pipeline's results (or its failure),
+                # in the writer thread: one transaction per pipeline.
+                begin = functools.partial(
+                    store.begin_pipeline,
+                    run_id,
+                    f"{i:04d}_{labels[i]}",
+                    expanded_config=config["pipelines"][i],
+                    dataset_name=ds.name,
+                    dataset_hash=ds.content_hash,
+                    pipeline_id=pid,
                 )
-                result.pipeline_ids.append(pid)
                 label = f"{labels[i]} on {ds.name}"
                 try:
                     with warnings.catch_warnings():
@@ -764,10 +778,11 @@ def run(
                         persist = _run_pipeline(ctx, steps, task, ds, pid)
                 except Exception as exc:
                     excerpt = _traceback_excerpt()
-                    writer.submit(functools.partial(writer.fail, pid, label, exc, excerpt))
+                    writer.submit(functools.partial(writer.fail, begin, label, exc, excerpt))
+                    result.pipeline_ids.append(pid)
                     progress.done = min(progress.total, (len(result.pipeline_ids)) * (cv + 1))
                     continue
-                writer.record(pid, label, persist)
+                writer.record(begin, label, persist)
         writer.wait()
         progress.close()
         n_total = len(result.pipeline_ids)
