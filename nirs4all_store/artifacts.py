@@ -13,18 +13,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
 import pickle
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .durable import TEMP_PREFIX, atomic_write, fsync_dir
 from .errors import ArtifactIntegrityError
 
 FORMAT_EXTENSIONS = {"joblib": "joblib", "pickle": "pkl"}
-TEMP_PREFIX = ".tmp-"
 _CHUNK = 1 << 20
 
 
@@ -72,41 +70,6 @@ def sha256_file(path: Path) -> str:
 def relative_path(content_hash: str, fmt: str) -> str:
     """Where bytes with this hash live, relative to the artifacts folder (POSIX style)."""
     return f"{content_hash[:2]}/{content_hash}.{FORMAT_EXTENSIONS[fmt]}"
-
-
-def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
-    """Write `data` to `path` so that `path` holds either nothing or all of it.
-
-    `sync_dir=False` leaves the folder's fsync to the caller (one per folder for a batch).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    if sync_dir:
-        fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename durable (no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 _IO_POOL_SIZE = 8

@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import artifacts as files
+from .durable import atomic_target
 from .errors import BundleError
-from .exports import atomic_target, resolve_output
+from .exports import resolve_output
 from .replay import artifact_ids, expected_features, replay_steps
 
 if TYPE_CHECKING:

@@ -8,13 +8,10 @@ bare file name goes to the workspace's `exports/` folder.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from .artifacts import TEMP_PREFIX, fsync_dir
+from .durable import atomic_target
 from .models import Prediction, PredictionArrays
 from .repositories.base import arrow_type, check_id
 from .repositories.predictions import FILTERS, apply_filters
@@ -58,25 +55,6 @@ def resolve_output(
     if path.exists() and path.is_dir():
         raise IsADirectoryError(f"output_path {path} is a folder; give a file name")
     return path.resolve()
-
-
-@contextmanager
-def atomic_target(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path`; renamed onto it when the block succeeds, else removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
 
 
 def _check_filters(filters: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:

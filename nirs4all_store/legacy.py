@@ -52,6 +52,7 @@ import duckdb
 
 from .db.engine import DB_FILENAME, create_store_engine, duckdb_url, is_lock_error, locked_error
 from .db.migrate import VERSION_TABLE, upgrade
+from .durable import fsync_dir, fsync_file
 from .errors import AdoptionError, UnknownSchemaError
 from .legacy_schema import (
     CORE_TABLES,
@@ -197,28 +198,6 @@ def _wal(path: Path) -> Path:
     return path.with_name(path.name + ".wal")
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make renames durable (POSIX); a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _unlink(*paths: Path) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
@@ -232,9 +211,9 @@ def _make_backup(paths: _Paths) -> None:
         raise
     except OSError:
         shutil.copyfile(paths.db, paths.backup_tmp)
-        _fsync_file(paths.backup_tmp)
+        fsync_file(paths.backup_tmp)
         os.replace(paths.backup_tmp, paths.backup)
-    _fsync_dir(paths.db.parent)
+    fsync_dir(paths.db.parent)
 
 
 def recover_interrupted_adoption(workspace_path: str | Path) -> None:
@@ -260,7 +239,7 @@ def recover_interrupted_adoption(workspace_path: str | Path) -> None:
         if not paths.backup.exists():
             _make_backup(paths)
     os.replace(paths.adopted, paths.db)
-    _fsync_dir(paths.db.parent)
+    fsync_dir(paths.db.parent)
 
 
 # --------------------------------------------------------------------------- report
@@ -662,7 +641,7 @@ def adopt_legacy_workspace(workspace_path: str | Path, *, dry_run: bool = False)
             con.execute("DETACH new")
             if _wal(paths.adopting).exists():
                 raise AdoptionError(f"{_wal(paths.adopting)} remained after the checkpoint")
-            _fsync_file(paths.adopting)
+            fsync_file(paths.adopting)
             _step("copied")
         except Exception as exc:
             _discard_partial(con, paths)
@@ -676,13 +655,13 @@ def adopt_legacy_workspace(workspace_path: str | Path, *, dry_run: bool = False)
             raise
         try:
             os.replace(paths.adopting, paths.adopted)
-            _fsync_dir(workspace)
+            fsync_dir(workspace)
             _step("adopted")
             _make_backup(paths)
             _step("backed_up")
             con.execute("DETACH old")
             os.replace(paths.adopted, paths.db)
-            _fsync_dir(workspace)
+            fsync_dir(workspace)
             _step("switched")
         except Exception as exc:
             if paths.adopted.exists():

@@ -10,13 +10,13 @@ file stays in place until the new one is complete.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .artifacts import fsync_dir, sha256_file
+from .artifacts import sha256_file
+from .durable import fsync_file, replace
 from .repositories import ArtifactRepository, ChainRepository
 
 if TYPE_CHECKING:
@@ -190,10 +190,8 @@ def compact_duckdb_file(db_file: Path) -> None:
         con.execute("DETACH n4a_vacuum")  # checkpoints and closes the new file
         if wal.exists() and wal.stat().st_size > 0:
             raise RuntimeError(f"{wal} still holds changes after CHECKPOINT: vacuum aborted")
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, db_file)
-        fsync_dir(db_file.parent)
+        fsync_file(tmp)
+        replace(tmp, db_file)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .durable import atomic_write
 from .progress import format_value
 from .runner import RunResult, leaderboard_rows, metric_ascending
 from .store import WorkspaceStore
@@ -217,7 +218,5 @@ created {html.escape(created_text)} &middot; datasets {html.escape(datasets)} &m
     path = Path(output_path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, page.encode("utf-8"))
     return path

@@ -14,7 +14,7 @@ import pytest
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.preprocessing import StandardScaler
 
-from nirs4all_store import ArtifactIntegrityError, WorkspaceStore
+from nirs4all_store import ArtifactIntegrityError, WorkspaceStore, durable
 from nirs4all_store import artifacts as files
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -185,7 +185,7 @@ def test_failed_replace_leaves_no_file_and_no_row(
     def broken_replace(src: Any, dst: Any) -> None:
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(files.os, "replace", broken_replace)
+    monkeypatch.setattr(durable.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         store.save_artifact(np.arange(1000.0))
     monkeypatch.undo()
@@ -215,9 +215,9 @@ def test_atomic_write_failure_midway_cleans_temporary(
     def broken_fsync(fd: int) -> None:
         raise OSError("I/O error (simulated)")
 
-    monkeypatch.setattr(files.os, "fsync", broken_fsync)
+    monkeypatch.setattr(durable.os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="I/O error"):
-        files.atomic_write(target, b"x" * 10_000)
+        durable.atomic_write(target, b"x" * 10_000)
     assert list(target.parent.iterdir()) == []
 
 
@@ -239,7 +239,7 @@ def test_rolled_back_save_leaves_an_orphan_that_repair_removes(store: WorkspaceS
 def test_stale_temporary_files_are_ignored_then_removed(store: WorkspaceStore) -> None:
     artifact_id = store.save_artifact(np.arange(5.0))
     shard = store.get_artifact_path(artifact_id).parent
-    tmp = shard / f"{files.TEMP_PREFIX}crashed"
+    tmp = shard / f"{durable.TEMP_PREFIX}crashed"
     tmp.write_bytes(b"half a file")
     assert store.verify().ok
     store.verify(repair=True, grace_seconds=0)

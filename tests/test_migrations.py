@@ -155,7 +155,10 @@ def test_upgrade_from_empty_creates_every_table(
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_upgrade_downgrade_upgrade_round_trip(
-    backend: str, tmp_path: Path, engine_factory: Callable[[str], Engine], request: pytest.FixtureRequest
+    backend: str,
+    tmp_path: Path,
+    engine_factory: Callable[[str], Engine],
+    request: pytest.FixtureRequest,
 ) -> None:
     engine = engine_factory(make_url(backend, tmp_path, request))
     migrate.upgrade(engine)

@@ -7,12 +7,11 @@ whether a database may be migrated, adopted or must be refused.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from sqlalchemy.engine import URL, Engine
 
+from ..durable import atomic_copy
 from ..errors import UnknownSchemaError
 from . import engine as engines
 from . import migrate
@@ -95,6 +94,4 @@ def backup_before_upgrade(engine: Engine, revision: str) -> None:
             raw.close()
         return
     engine.dispose()  # DuckDB writes its WAL into the file on close
-    tmp = backup.with_name(backup.name + ".tmp")
-    shutil.copyfile(db_file, tmp)
-    os.replace(tmp, backup)
+    atomic_copy(db_file, backup)

@@ -1,0 +1,95 @@
+"""Durable file operations: the one place that knows how to make a write survive a crash.
+
+A file is written under a temporary name in its final folder, fsynced, renamed over the
+final name with `os.replace` (atomic on POSIX and Windows), then the folder is fsynced so
+the rename itself is durable. A crash leaves either the old file or the complete new one,
+never a truncated file under a final name. Used by artifacts, exports, bundles, reports,
+backups, vacuum and legacy adoption.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+TEMP_PREFIX = ".tmp-"
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file's bytes to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (no-op where folders cannot be opened: Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def replace(source: Path, target: Path) -> None:
+    """`os.replace` made durable: `source` must already be fsynced."""
+    os.replace(source, target)
+    fsync_dir(Path(target).parent)
+
+
+def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    """Write `data` to `path` so that `path` holds either nothing (or its old bytes) or all.
+
+    `sync_dir=False` leaves the folder's fsync to the caller (one per folder for a batch).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if sync_dir:
+        fsync_dir(path.parent)
+
+
+@contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed onto `path` (durably) when the
+    block succeeds, removed when it fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_copy(source: Path, target: Path) -> None:
+    """Copy `source` to `target` atomically and durably."""
+    with atomic_target(target) as tmp:
+        shutil.copyfile(source, tmp)
