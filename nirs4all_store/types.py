@@ -9,6 +9,7 @@ JSON breaks SQLite JSON queries and is rejected by PostgreSQL, so it is written 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from typing import Any
 
@@ -55,6 +56,15 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+_JSON_TEXT = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
+def json_text(value: Any) -> str:
+    """The one JSON text form the store writes (compact, strict): every write path and
+    every tabular read produce the same spelling, so stored text and exports compare."""
+    return _JSON_TEXT.encode(value)
 
 
 def sanitize_json(value: Any) -> Any:

@@ -461,3 +461,22 @@ def test_caller_chosen_ids(store: WorkspaceStore) -> None:
     with pytest.raises(ValueError, match="pipeline_id must be a non-empty id string"):
         store.begin_pipeline(run_id, "p", None, None, "d", None, pipeline_id=" ")
     assert store.list_pipelines().num_rows == 1
+
+
+def test_stored_json_text_has_one_spelling(store: WorkspaceStore, backend: str) -> None:
+    """Row inserts and the bulk (Arrow) path write the same text, so exports compare."""
+    if backend == "postgresql":
+        pytest.skip("JSONB stores parsed documents, not text")
+    rec = record_pipeline(store, with_predictions=False)
+    store.begin_run("text", config={"a": 1, "b": [1, 2]})
+    [pid] = store.save_predictions([prediction_record(rec.pipeline_id, rec.chain_id)])
+    with store.transaction() as session:
+        config = session.execute(
+            sa.text("SELECT CAST(config AS VARCHAR) FROM runs WHERE name = 'text'")
+        ).scalar_one()
+        scores = session.execute(
+            sa.text("SELECT CAST(scores AS VARCHAR) FROM predictions WHERE prediction_id = :p"),
+            {"p": pid},
+        ).scalar_one()
+    assert config == '{"a":1,"b":[1,2]}'
+    assert scores == '{"rmse":0.5,"r2":0.9}'

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -23,6 +22,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 from ..errors import WorkspaceLockedError
+from ..types import json_text
 
 URL_ENV_VAR = "NIRS4ALL_STORE_URL"
 DB_FILENAME = "store.duckdb"
@@ -33,7 +33,7 @@ _LOCK_PID = re.compile(r"PID (\d+)")
 
 def json_serializer(value: Any) -> str:
     """Strict JSON (NaN/inf were already turned into null by the column type)."""
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    return json_text(value)
 
 
 def looks_like_url(value: object) -> bool:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..types import Float64Array, JSONValue, UTCDateTime, sanitize_json, to_utc_naive
+from ..types import Float64Array, JSONValue, UTCDateTime, json_text, sanitize_json, to_utc_naive
 
 RUN_STATUSES = ("running", "completed", "failed")
 PIPELINE_STATUSES = ("running", "completed", "failed")
@@ -154,7 +154,7 @@ def _arrow_value(column: sa.Column[Any], value: Any) -> Any:
     if value is None:
         return None
     if isinstance(column.type, JSONValue):
-        return json.dumps(value, allow_nan=False)
+        return json_text(value)
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value

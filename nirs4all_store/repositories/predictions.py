@@ -9,7 +9,6 @@ executemany (insertmanyvalues on PostgreSQL).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
@@ -21,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..models import Pipeline, Prediction, PredictionArrays
-from ..types import to_utc_naive, utcnow
+from ..types import json_text, to_utc_naive, utcnow
 from .base import (
     PARTITIONS,
     TASK_TYPES,
@@ -70,7 +69,6 @@ _REQUIRED = (
 
 
 _ALLOWED_FIELDS = frozenset(PREDICTION_COLUMNS) | frozenset(ARRAY_FIELDS)
-_JSON_ENCODER = json.JSONEncoder(allow_nan=False)
 
 
 def _json_walk(value: Any) -> Any:
@@ -403,7 +401,7 @@ def _predictions_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
         values = [row.get(name) for row in rows]
         if name in ("scores", "best_params"):
             columns[name] = pa.array(
-                [None if v is None else _JSON_ENCODER.encode(v) for v in values], pa.string()
+                [None if v is None else json_text(v) for v in values], pa.string()
             )
         elif name == "created_at":
             columns[name] = pa.array([to_utc_naive(v) for v in values], pa.timestamp("us"))
