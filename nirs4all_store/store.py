@@ -380,10 +380,11 @@ class WorkspaceStore:
         if isinstance(records, Mapping) or not isinstance(records, Sequence):
             raise TypeError(f"records must be a sequence of dicts, got {type(records).__name__}")
         rows, arrays = [], []
+        now = utcnow()
         for i, record in enumerate(records):
             if not isinstance(record, Mapping):
                 raise TypeError(f"records[{i}] must be a dict, got {type(record).__name__}")
-            row = validate_prediction(record)
+            row = validate_prediction(record, now)
             if row["n_samples"] is None and record.get("y_true") is not None:
                 row["n_samples"] = len(record["y_true"])
             rows.append(row)

@@ -36,6 +36,8 @@ def check_id(field: str, value: Any, *, optional: bool = False) -> str | None:
     """Ids are non-empty strings; NaN, numbers and blanks are refused by name."""
     if value is None and optional:
         return None
+    if type(value) is str and value and not value[0].isspace() and value.lower() != "nan":
+        return value  # the common case, without the slower checks below (bulk-path speed)
     if not isinstance(value, str) or not value.strip() or value.strip().lower() == "nan":
         raise ValueError(f"{field} must be a non-empty id string, got {value!r}")
     return value
@@ -48,6 +50,8 @@ def check_choice(field: str, value: Any, allowed: Sequence[str]) -> str:
 
 
 def check_text(field: str, value: Any, *, optional: bool = False) -> str | None:
+    if type(value) is str:
+        return value
     if value is None and optional:
         return None
     if not isinstance(value, str):
@@ -58,6 +62,8 @@ def check_text(field: str, value: Any, *, optional: bool = False) -> str | None:
 def check_number(field: str, value: Any, *, optional: bool = True) -> float | None:
     """A real number; NaN means "missing" and is stored as NULL (NaN sorts above every number
     on DuckDB and PostgreSQL, SQLite turns it into NULL: NULL is the one portable form)."""
+    if type(value) is float:
+        return None if value != value else value  # NaN is the one value unequal to itself
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -67,6 +73,8 @@ def check_number(field: str, value: Any, *, optional: bool = True) -> float | No
 
 
 def check_int(field: str, value: Any, *, optional: bool = True) -> int | None:
+    if type(value) is int:
+        return value
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
