@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,13 +49,25 @@ def replace(source: Path, target: Path) -> None:
     fsync_dir(Path(target).parent)
 
 
+def _create_temp(folder: Path, suffix: str = "") -> tuple[int, Path]:
+    """A new temporary file in `folder`, opened for writing, with the permissions the umask
+    gives (`tempfile.mkstemp` makes 0600 files, unreadable to the other users of a shared
+    workspace)."""
+    while True:
+        path = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}{suffix}"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+        except FileExistsError:  # pragma: no cover - 64 random bits
+            continue
+
+
 def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
     """Write `data` to `path` so that `path` holds either nothing (or its old bytes) or all.
 
     `sync_dir=False` leaves the folder's fsync to the caller (one per folder for a batch).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    fd, tmp = _create_temp(path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -75,9 +87,8 @@ def atomic_target(path: Path) -> Iterator[Path]:
     """A temporary path beside `path` to write to; renamed onto `path` (durably) when the
     block succeeds, removed when it fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    fd, tmp = _create_temp(path.parent, path.suffix)
     os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
         fsync_file(tmp)
