@@ -554,3 +554,16 @@ def test_resave_of_a_referenced_artifact_survives_delete_run(store: WorkspaceSto
     assert store.gc_artifacts() == 0
     assert store.gc_artifacts(grace_seconds=0) == 1
     assert store.get_artifact(shared) is None and store.verify().ok
+
+
+def test_written_files_follow_the_umask(store: WorkspaceStore, tmp_path: Path) -> None:
+    """Artifacts and exports are readable by the other users of a shared workspace."""
+    old = os.umask(0o022)
+    try:
+        path = store.get_artifact_path(store.save_artifact(np.arange(9.0)))
+        target = tmp_path / "out" / "x.bin"
+        durable.atomic_write(target, b"data")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert target.stat().st_mode & 0o777 == 0o644
