@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 BUNDLE_FORMAT = "n4a"
 BUNDLE_FORMAT_VERSION = 1
+#: Refuse bundles that would inflate beyond this (a ZIP bomb guard); fitted NIRS models are
+#: far smaller. `load_bundle(..., max_bytes=...)` raises or lowers it.
+MAX_UNCOMPRESSED_BYTES = 4 * 1024**3
 MANIFEST_NAME = "manifest.json"
 CHAIN_NAME = "chain.json"
 ARTIFACTS_DIR = "artifacts"
@@ -226,7 +229,7 @@ class Bundle:
         )
 
 
-def load_bundle(path: str | os.PathLike[str]) -> Bundle:
+def load_bundle(path: str | os.PathLike[str], *, max_bytes: int = MAX_UNCOMPRESSED_BYTES) -> Bundle:
     """Open, verify and deserialise a `.n4a` bundle.
 
     Checks, before any artifact is unpickled: member names are safe, the format version is
@@ -248,6 +251,12 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
             _check_member_name(name)
         if len(set(names)) != len(names):
             raise BundleError(f"{where} has duplicate member names")
+        total = sum(info.file_size for info in zf.infolist())
+        if total > max_bytes:
+            raise BundleError(
+                f"{where} would inflate to {total:,} bytes, over the {max_bytes:,}-byte limit "
+                "(pass max_bytes= to load_bundle if you trust it)"
+            )
         manifest = _read_json(zf, MANIFEST_NAME, where)
         if not isinstance(manifest, dict):
             raise BundleError(f"{where}: manifest.json must be an object")

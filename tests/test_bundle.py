@@ -251,3 +251,11 @@ def test_legacy_chain_exports_and_predicts_its_expected_values(
     chain_id, info = next(iter(expected["chains"].items()))
     out = store.export_chain(chain_id, tmp_path / "legacy_model")
     np.testing.assert_allclose(predict(out, probe), info["replay_on_probe"], rtol=0, atol=1e-9)
+
+
+def test_bundle_inflating_past_the_limit_is_refused(store: WorkspaceStore, tmp_path: Path) -> None:
+    """A ZIP bomb guard: the declared uncompressed size is checked before anything is read."""
+    out = store.export_chain(regression_chain(store), tmp_path / "ok.n4a")
+    with pytest.raises(BundleError, match=r"would inflate to [\d,]+ bytes, over the 1,000-byte"):
+        load_bundle(out, max_bytes=1000)
+    assert load_bundle(out).predict(spectra()[0][:3]).shape == (3,)
