@@ -480,3 +480,26 @@ def test_stored_json_text_has_one_spelling(store: WorkspaceStore, backend: str) 
         ).scalar_one()
     assert config == '{"a":1,"b":[1,2]}'
     assert scores == '{"rmse":0.5,"r2":0.9}'
+
+
+def test_repositories_work_in_an_applications_own_session(store: WorkspaceStore) -> None:
+    """An application composes the repositories in its own Session and transaction."""
+    from sqlalchemy.orm import Session
+
+    from nirs4all_store.repositories import PipelineRepository, PredictionRepository, RunRepository
+
+    with Session(store.engine) as session, session.begin():
+        run_id = RunRepository(session).create("from my app", config={"k": 1})
+        pipeline_id = PipelineRepository(session).create(run_id, "p", dataset_name="wheat")
+    with Session(store.engine) as session:
+        assert RunRepository(session).get(run_id)["config"] == {"k": 1}
+        assert PipelineRepository(session).get(pipeline_id)["run_id"] == run_id
+        assert PredictionRepository(session).query({"pipeline_id": pipeline_id}).num_rows == 0
+    with (
+        pytest.raises(RuntimeError, match="rolled back"),
+        Session(store.engine) as session,
+        session.begin(),
+    ):
+        RunRepository(session).create("never stored")
+        raise RuntimeError("rolled back by the application")
+    assert store.list_runs().column("name").to_pylist() == ["from my app"]
