@@ -68,7 +68,10 @@ def json_text(value: Any) -> str:
 
 
 def sanitize_json(value: Any) -> Any:
-    """Replace NaN/inf floats by None and numpy scalars/arrays by Python values, recursively."""
+    """Replace NaN/inf floats by None and numpy scalars/arrays by Python values, recursively;
+    TypeError for what JSON cannot hold. One pass: it is on the bulk write path."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -79,7 +82,7 @@ def sanitize_json(value: Any) -> Any:
         return sanitize_json(value.tolist())
     if isinstance(value, np.generic):
         return sanitize_json(value.item())
-    return value
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 class JSONValue(sa.TypeDecorator[Any]):

@@ -47,16 +47,6 @@ class ArtifactRepository:
         row = self.session.execute(sa.select(T).where(T.c.artifact_id == artifact_id)).first()
         return dict(row._mapping) if row else None
 
-    def find_by_hash(self, content_hash: str, fmt: str) -> dict[str, Any] | None:
-        query = (
-            sa.select(T)
-            .where(T.c.content_hash == content_hash, T.c.format == fmt)
-            .order_by(T.c.created_at, T.c.artifact_id)
-            .limit(1)
-        )
-        row = self.session.execute(query).first()
-        return dict(row._mapping) if row else None
-
     def find_by_hashes(
         self, keys: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], dict[str, Any]]:

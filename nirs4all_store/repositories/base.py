@@ -6,8 +6,6 @@ Repositories work over a caller's `Session` and never commit: the caller (the
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import math
 import uuid
 from collections.abc import Iterable, Sequence
@@ -18,7 +16,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..types import Float64Array, JSONValue, UTCDateTime, json_text, sanitize_json, to_utc_naive
+from ..types import Float64Array, JSONValue, UTCDateTime, json_text, sanitize_json
 
 RUN_STATUSES = ("running", "completed", "failed")
 PIPELINE_STATUSES = ("running", "completed", "failed")
@@ -88,12 +86,10 @@ def check_json(field: str, value: Any) -> Any:
     """A JSON-serialisable value (NaN/inf become null); TypeError names the field."""
     if value is None:
         return None
-    clean = sanitize_json(value)
     try:
-        json.dumps(clean, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        return sanitize_json(value)
+    except TypeError as exc:
         raise TypeError(f"{field} is not JSON-serialisable: {exc}") from None
-    return clean
 
 
 def as_float_array(
@@ -133,13 +129,6 @@ def missing_ids(session: Session, column: sa.Column[Any], ids: Iterable[str]) ->
         chunk = wanted[start : start + 5000]
         found.update(session.execute(sa.select(column).where(column.in_(chunk))).scalars())
     return [value for value in wanted if value not in found]
-
-
-def row_dict(table: sa.Table, row: sa.Row[Any] | None) -> dict[str, Any] | None:
-    """A plain dict of a row (JSON decoded by the column types); None stays None."""
-    if row is None:
-        return None
-    return dict(row._mapping)
 
 
 def arrow_type(column: sa.Column[Any]) -> pa.DataType:
@@ -184,7 +173,3 @@ def rows_to_arrow(
             pa.array([_arrow_value(column, row[idx]) for row in rows], type=arrow_type(column))
         )
     return pa.Table.from_arrays(arrays, names=names)
-
-
-def utc_naive(value: dt.datetime) -> dt.datetime:
-    return to_utc_naive(value)
