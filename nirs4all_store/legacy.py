@@ -444,6 +444,19 @@ def _inspect(con: duckdb.DuckDBPyConnection, db: Path, written_by: str | None) -
                 f"prediction_arrays.y_proba of {len(bad)} prediction(s) ({', '.join(bad[:5])}) "
                 "is not n_samples x n_classes (its length is not a multiple of len(y_pred))"
             )
+    for table in ("predictions", "prediction_arrays"):  # UUID keys on DuckDB (revision 0005)
+        bad = [
+            repr(pid)
+            for (pid,) in con.execute(
+                f"SELECT prediction_id FROM old.main.{table} "
+                "WHERE TRY_CAST(prediction_id AS UUID) IS NULL ORDER BY prediction_id LIMIT 5"
+            ).fetchall()
+        ]
+        if bad:
+            problems.append(
+                f"{table}.prediction_id holds ids that are not UUIDs ({', '.join(bad)}); "
+                "prediction ids are stored as UUIDs"
+            )
     if problems:
         raise AdoptionError(
             f"cannot adopt {db}: {'; '.join(problems)}. The legacy workspace is untouched; "

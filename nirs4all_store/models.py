@@ -19,7 +19,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .types import Float64Array, JSONValue, UTCDateTime, utcnow
+from .types import Float64Array, JSONValue, UTCDateTime, UUIDString, utcnow
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -146,7 +146,7 @@ class Prediction(Base):
         index("dataset_name", "partition"),
     )
 
-    prediction_id: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(UUIDString, primary_key=True)
     pipeline_id: Mapped[str] = mapped_column(sa.String, nullable=False)
     chain_id: Mapped[str | None] = mapped_column(sa.String)
     dataset_name: Mapped[str] = mapped_column(sa.String, nullable=False)
@@ -176,7 +176,7 @@ class PredictionArrays(Base):
     __tablename__ = "prediction_arrays"
     __table_args__ = (fk("prediction_id", "predictions.prediction_id"),)
 
-    prediction_id: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(UUIDString, primary_key=True)
     y_true: Mapped[np.ndarray | None] = mapped_column(Float64Array(1))
     y_pred: Mapped[np.ndarray | None] = mapped_column(Float64Array(1))
     y_proba: Mapped[np.ndarray | None] = mapped_column(Float64Array(2))

@@ -36,7 +36,7 @@ from .repositories import (
     RunRepository,
 )
 from .repositories.artifacts import artifact_id_for
-from .repositories.base import check_id
+from .repositories.base import check_id, check_uuid
 from .repositories.predictions import validate_arrays, validate_prediction
 from .types import utcnow
 
@@ -357,7 +357,7 @@ class WorkspaceStore:
         weights: Any = None,
     ) -> None:
         """Attach dense arrays to a stored prediction (KeyError for an unknown one)."""
-        check_id("prediction_id", prediction_id)
+        prediction_id = check_uuid("prediction_id", prediction_id)
         arrays = validate_arrays(prediction_id, locals())
         if arrays is None:
             raise ValueError("save_prediction_arrays needs at least one array")

@@ -1,4 +1,4 @@
-"""Portable column types: UTC timestamps, NaN-free JSON and float64 arrays.
+"""Portable column types: UTC timestamps, NaN-free JSON, float64 arrays and UUID keys.
 
 Measured (STACK_FACTS): DuckDB's TIMESTAMPTZ follows the process time zone and SQLite drops
 offsets, so timestamps are stored as naive UTC and handed back UTC-aware. NaN/inf inside
@@ -83,6 +83,35 @@ def sanitize_json(value: Any) -> Any:
     if isinstance(value, np.generic):
         return sanitize_json(value.item())
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+class _DuckDBUUID(sa.types.UserDefinedType[str]):
+    """DuckDB's native 128-bit UUID column type."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "UUID"
+
+
+class UUIDString(sa.TypeDecorator[str]):
+    """A UUID handed around as its canonical string: native UUID on DuckDB, text elsewhere.
+
+    Measured on DuckDB 2.0: deleting 100k rows keyed by VARCHAR UUIDs spends ~1 s per key
+    index in the commit (ART maintenance on 36-byte keys); with the native 16-byte type the
+    whole delete commits in ~0.5 s. Values must be UUIDs (`repositories.base.check_uuid`).
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "duckdb":
+            return _DuckDBUUID()
+        return dialect.type_descriptor(sa.String())
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else str(value)
 
 
 class JSONValue(sa.TypeDecorator[Any]):

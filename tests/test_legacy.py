@@ -131,7 +131,7 @@ def assert_same_data(new: Path, old: Path, *, skip: frozenset[str] = frozenset()
         new_rows = dict(
             (r[0], r[1:])
             for r in con.execute(
-                "SELECT prediction_id, y_true, y_pred, sample_indices, weights "
+                "SELECT prediction_id::VARCHAR, y_true, y_pred, sample_indices, weights "
                 "FROM new.main.prediction_arrays"
             ).fetchall()
         )
@@ -380,6 +380,26 @@ def test_y_proba_of_impossible_length_refuses_and_writes_nothing(
     with pytest.raises(AdoptionError, match=pid) as err:
         adopt_legacy_workspace(ws)
     assert "untouched" in str(err.value)
+    assert listing(ws) == before
+
+
+def test_non_uuid_prediction_ids_refuse_naming_them_and_write_nothing(
+    workspace: tuple[Path, dict[str, Any], Path],
+) -> None:
+    ws, _, _ = workspace
+    con = duckdb.connect(str(ws / "store.duckdb"))
+    try:
+        con.execute(
+            "INSERT INTO predictions SELECT * REPLACE ('my-own-id' AS prediction_id, "
+            "'fold_x' AS fold_id) FROM predictions LIMIT 1"
+        )
+    finally:
+        con.close()
+    before = listing(ws)
+    for dry_run in (True, False):
+        with pytest.raises(AdoptionError, match=r"not UUIDs \('my-own-id'\)") as err:
+            adopt_legacy_workspace(ws, dry_run=dry_run)
+        assert "untouched" in str(err.value)
     assert listing(ws) == before
 
 

@@ -454,3 +454,119 @@ def test_equal_defaults_normalise_alike(reflected: str, metadata: str) -> None:
 )
 def test_different_defaults_stay_different(reflected: str, metadata: str) -> None:
     assert normalize_server_default(reflected) != normalize_server_default(metadata)
+
+
+# -- revision 0005: native UUID prediction ids on DuckDB -------------------------------------
+
+PRED_A = "3f1c2a9e-1111-4000-8000-00000000000a"
+PRED_B = "3F1C2A9E-1111-4000-8000-00000000000B"  # upper case: canonicalised by the upgrade
+
+
+def _duckdb_at_0004_with_predictions(
+    tmp_path: Path, engine_factory: Callable[[str], Engine], *ids: str
+) -> Engine:
+    engine = engine_factory(make_url("duckdb", tmp_path))
+    migrate.upgrade(engine, "0004")
+    with engine.begin() as conn:
+        for i, pid in enumerate(ids):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO predictions (prediction_id, pipeline_id, chain_id, dataset_name,"
+                    " model_name, model_class, fold_id, partition, val_score, metric, task_type,"
+                    " scores, branch_id, created_at, refit_context) VALUES (:pid, 'p', 'c', 'd',"
+                    " 'm', 'PLS', :fold, 'val', :score, 'rmse', 'regression', '{\"r2\": 0.5}', 0,"
+                    " TIMESTAMP '2026-01-02 03:04:05', 'refit')"
+                ),
+                {"pid": pid, "fold": str(i), "score": 0.25 * (i + 1)},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO prediction_arrays (prediction_id, y_true, y_proba, sample_indices)"
+                    " VALUES (:pid, [1.5, 2.5], [[0.25, 0.75], [1.0, 0.0]], [3, 4])"
+                ),
+                {"pid": pid},
+            )
+    return engine
+
+
+def _column_type(engine: Engine, table: str, column: str) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                sa.text(
+                    "SELECT data_type FROM information_schema.columns"
+                    " WHERE table_name = :t AND column_name = :c"
+                ),
+                {"t": table, "c": column},
+            ).scalar_one()
+        )
+
+
+def _prediction_rows(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [
+            tuple(row)
+            for row in conn.execute(
+                sa.text(
+                    "SELECT p.prediction_id::VARCHAR, p.fold_id, p.val_score, p.scores::VARCHAR,"
+                    " p.created_at, p.refit_context, a.y_true, a.y_proba, a.sample_indices"
+                    " FROM predictions p JOIN prediction_arrays a USING (prediction_id)"
+                    " ORDER BY p.fold_id"
+                )
+            )
+        ]
+
+
+@pytest.mark.skipif("duckdb" not in BACKENDS, reason="DuckDB only")
+def test_0005_rebuilds_duckdb_prediction_tables_with_uuid_keys_and_keeps_rows(
+    tmp_path: Path, engine_factory: Callable[[str], Engine]
+) -> None:
+    engine = _duckdb_at_0004_with_predictions(tmp_path, engine_factory, PRED_A, PRED_B)
+    before = _prediction_rows(engine)
+    assert _column_type(engine, "predictions", "prediction_id") == "VARCHAR"
+
+    migrate.upgrade(engine)
+    for table in ("predictions", "prediction_arrays"):
+        assert _column_type(engine, table, "prediction_id") == "UUID"
+    after = _prediction_rows(engine)
+    assert after == [(before[0][0], *before[0][1:]), (before[1][0].lower(), *before[1][1:])]
+    assert schema_diff(engine) == []
+    with engine.connect() as conn:  # the primary key and the natural key survive the rebuild
+        for statement in (
+            "INSERT INTO prediction_arrays (prediction_id) VALUES ('" + PRED_A + "')",
+            "INSERT INTO predictions SELECT * REPLACE (gen_random_uuid() AS prediction_id)"
+            " FROM predictions LIMIT 1",
+        ):
+            with pytest.raises(sa.exc.IntegrityError), conn.begin():
+                conn.execute(sa.text(statement))
+
+    migrate.downgrade(engine, "0004")
+    assert _column_type(engine, "predictions", "prediction_id") == "VARCHAR"
+    assert _prediction_rows(engine) == after
+
+
+@pytest.mark.skipif("duckdb" not in BACKENDS, reason="DuckDB only")
+def test_0005_refuses_non_uuid_prediction_ids_and_changes_nothing(
+    tmp_path: Path, engine_factory: Callable[[str], Engine]
+) -> None:
+    engine = _duckdb_at_0004_with_predictions(tmp_path, engine_factory, PRED_A, "my-own-id")
+    before = _prediction_rows(engine)
+    with pytest.raises(RuntimeError, match=r"not UUIDs.*'my-own-id'"):
+        migrate.upgrade(engine)
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == "0004"
+    assert _column_type(engine, "predictions", "prediction_id") == "VARCHAR"
+    assert _prediction_rows(engine) == before
+
+
+@pytest.mark.skipif("duckdb" not in BACKENDS, reason="DuckDB only")
+def test_varchar_prediction_ids_are_reported_against_the_models(
+    migrated: Engine, backend_url: str
+) -> None:
+    metadata = copy_metadata()
+    metadata.tables["predictions"].c.prediction_id.type = sa.String()
+    kinds = diff_kinds(schema_diff(migrated, metadata))
+    if backend_url.startswith("duckdb"):
+        assert kinds == [("modify_type", "predictions", "prediction_id")]
+    else:  # text ids elsewhere: the same model type
+        assert kinds == []

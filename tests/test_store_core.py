@@ -503,3 +503,37 @@ def test_repositories_work_in_an_applications_own_session(store: WorkspaceStore)
         RunRepository(session).create("never stored")
         raise RuntimeError("rolled back by the application")
     assert store.list_runs().column("name").to_pylist() == ["from my app"]
+
+
+def test_prediction_ids_are_uuids_in_one_spelling_on_every_backend(store: WorkspaceStore) -> None:
+    """Prediction ids are native UUIDs on DuckDB (revision 0005): every backend takes the same
+    ids, canonicalises them the same way and treats a non-UUID lookup as "not there"."""
+    rec = record_pipeline(store, with_predictions=False)
+    upper = "AB1C2A9E-2222-4000-8000-0000000000CD"
+    [pid] = store.save_predictions(
+        [{**prediction_record(rec.pipeline_id, rec.chain_id), "prediction_id": upper}]
+    )
+    assert pid == upper.lower()
+    for spelling in (upper, pid, "{" + upper + "}"):
+        got = store.get_prediction(spelling, load_arrays=True)
+        assert got is not None and got["prediction_id"] == pid
+        assert len(got["y_true"]) == 20
+    assert store.query_predictions().column("prediction_id").to_pylist() == [pid]
+    with pytest.raises(ValueError, match=r"prediction_id must be a UUID string .*got 'my-id'"):
+        store.save_predictions(
+            [
+                {
+                    **prediction_record(rec.pipeline_id, rec.chain_id, fold="f1"),
+                    "prediction_id": "my-id",
+                }
+            ]
+        )
+    with pytest.raises(ValueError, match="prediction_id must be a UUID string"):
+        store.save_prediction_arrays("my-id", y_true=[1.0])
+    assert store.get_prediction("my-id") is None
+    assert store.delete_prediction("my-id") is False
+    assert store.query_predictions().num_rows == 1  # the refused batch stored nothing
+    store.save_prediction_arrays(upper, y_true=[1.0, 2.0])
+    assert store.get_prediction(pid, load_arrays=True)["y_true"].tolist() == [1.0, 2.0]
+    assert store.delete_prediction(upper) is True
+    assert store.get_prediction(pid) is None

@@ -18,7 +18,7 @@ from ..errors import MigrationRequiredError, SchemaTooNewError
 from ..models import SKIP_ON
 
 VERSION_TABLE = "nirs4all_store_version"
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 

@@ -41,6 +41,36 @@ def check_id(field: str, value: Any, *, optional: bool = False) -> str | None:
     return value
 
 
+def uuid_or_none(value: Any) -> str | None:
+    """The canonical spelling (lowercase, hyphenated) of a UUID string, None if it is not one.
+
+    Lookups use it: an id that is not a UUID cannot name a stored prediction on any backend.
+    """
+    if type(value) is str and len(value) == 36 and value == value.lower():
+        try:
+            if str(uuid.UUID(value)) == value:
+                return value
+        except ValueError:
+            return None
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def check_uuid(field: str, value: Any) -> str:
+    """A UUID id in its canonical spelling; anything else is refused by name.
+
+    Prediction ids are UUIDs (native UUID keys on DuckDB, revision 0005); canonicalising on
+    the way in keeps them identical on every backend."""
+    canonical = uuid_or_none(value)
+    if canonical is None:
+        raise ValueError(f"{field} must be a UUID string (e.g. {new_id()!r}), got {value!r}")
+    return canonical
+
+
 def check_choice(field: str, value: Any, allowed: Sequence[str]) -> str:
     if value not in allowed:
         raise ValueError(f"{field} must be one of {list(allowed)}, got {value!r}")

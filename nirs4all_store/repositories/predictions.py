@@ -32,7 +32,9 @@ from .base import (
     check_json,
     check_number,
     check_text,
+    check_uuid,
     rows_to_arrow,
+    uuid_or_none,
 )
 
 T = Prediction.__table__
@@ -89,7 +91,7 @@ def validate_prediction(
             raise ValueError(f"prediction field {field!r} is required")
     pid = record.get("prediction_id")
     row = {
-        "prediction_id": check_id("prediction_id", pid) if pid is not None else str(uuid.uuid4()),
+        "prediction_id": check_uuid("prediction_id", pid) if pid is not None else str(uuid.uuid4()),
         "pipeline_id": check_id("pipeline_id", record["pipeline_id"]),
         "chain_id": check_id("chain_id", record.get("chain_id"), optional=True),
         "dataset_name": check_text("dataset_name", record["dataset_name"]),
@@ -192,6 +194,10 @@ class PredictionRepository:
         """Delete predictions and their arrays (arrays first: DuckDB has no cascade).
 
         Returns the number of rows deleted, arrays included."""
+        if isinstance(prediction_ids, list):
+            prediction_ids = [c for c in map(uuid_or_none, prediction_ids) if c is not None]
+            if not prediction_ids:
+                return 0
         arrays = (
             self.session.execute(sa.delete(A).where(A.c.prediction_id.in_(prediction_ids))).rowcount
             or 0
@@ -202,6 +208,7 @@ class PredictionRepository:
         )
 
     def delete_arrays(self, prediction_ids: list[str]) -> int:
+        prediction_ids = [c for c in map(uuid_or_none, prediction_ids) if c is not None]
         return (
             self.session.execute(sa.delete(A).where(A.c.prediction_id.in_(prediction_ids))).rowcount
             or 0
@@ -217,11 +224,17 @@ class PredictionRepository:
 
     # -- reads --------------------------------------------------------------------------
     def exists(self, prediction_id: str) -> bool:
-        query = sa.select(T.c.prediction_id).where(T.c.prediction_id == prediction_id)
+        canonical = uuid_or_none(prediction_id)
+        if canonical is None:
+            return False
+        query = sa.select(T.c.prediction_id).where(T.c.prediction_id == canonical)
         return self.session.execute(query).first() is not None
 
     def get(self, prediction_id: str, *, load_arrays: bool = False) -> dict[str, Any] | None:
         check_id("prediction_id", prediction_id)
+        prediction_id = uuid_or_none(prediction_id)  # type: ignore[assignment]
+        if prediction_id is None:
+            return None
         row = self.session.execute(sa.select(T).where(T.c.prediction_id == prediction_id)).first()
         if row is None:
             return None
