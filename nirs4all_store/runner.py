@@ -85,6 +85,10 @@ METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], str, bool]] 
 DEFAULT_METRIC = {"regression": "rmse", "classification": "balanced_accuracy"}
 SCORE_COLUMN = {"train": "train_score", "val": "val_score", "test": "test_score"}
 
+#: Fitted steps are stored as plain pickles: the C pickler serialises a PLS model ~6x faster
+#: than joblib's Python one (0.1 vs 0.6 ms), and `joblib.load` reads them too.
+ARTIFACT_FORMAT = "pickle"
+
 
 def metric_ascending(metric: str) -> bool:
     """True when lower is better (rmse, mae): the sort order of a leaderboard on `metric`."""
@@ -614,7 +618,9 @@ def _run_pipeline(
         # predictions, the logs and the completion become visible together.
         with store.transaction():
             begin()
-            ids = store.save_artifacts([(obj, _qualname(obj), kind) for _, obj, kind in to_save])
+            ids = store.save_artifacts(
+                [(obj, _qualname(obj), kind, ARTIFACT_FORMAT) for _, obj, kind in to_save]
+            )
             saved = dict(zip((key for key, _, _ in to_save), ids, strict=True))
             shared = {k: v for k, v in saved.items() if not k.startswith("fold_")}
             folds = {k: v for k, v in saved.items() if k.startswith("fold_")}

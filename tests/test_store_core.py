@@ -537,3 +537,31 @@ def test_prediction_ids_are_uuids_in_one_spelling_on_every_backend(store: Worksp
     assert store.get_prediction(pid, load_arrays=True)["y_true"].tolist() == [1.0, 2.0]
     assert store.delete_prediction(upper) is True
     assert store.get_prediction(pid) is None
+
+
+def test_parents_checked_once_per_transaction_are_checked_again_after_a_delete(
+    store: WorkspaceStore,
+) -> None:
+    """Inside one transaction a parent the transaction inserted or looked up is not looked
+    up again, but any delete (here fail_pipeline dropping the chain) forgets that: writes
+    naming the deleted parent are refused, not stored as orphans (DuckDB has no FKs)."""
+    run_id = store.begin_run("r")
+    artifact = store.save_artifact({"w": 1}, "Model", "model")
+    with pytest.raises(KeyError, match="unknown chain_id"), store.transaction():
+        pid = store.begin_pipeline(run_id, "p")
+        chain = store.save_chain(pid, [], 0, "Model", fold_artifacts={"fold_0": artifact})
+        store.save_predictions([prediction_record(pid, chain)])  # parents known: accepted
+        store.fail_pipeline(pid, "boom")  # deletes the chain and its predictions
+        store.save_predictions([prediction_record(pid, chain, fold="fold_1")])
+    assert store.get_pipeline(pid) is None  # the whole transaction rolled back
+    assert store.query_predictions().num_rows == 0
+    assert store.get_artifact(artifact)["ref_count"] == 0
+    with store.transaction():
+        pid = store.begin_pipeline(run_id, "p")
+        chain = store.save_chain(pid, [], 0, "Model", fold_artifacts={"fold_0": artifact})
+        store.save_predictions([prediction_record(pid, chain)])
+        store.log_steps(pid, [{"step_idx": 0, "event": "end"}])
+        store.complete_pipeline(pid, best_val=0.5)
+    assert store.get_pipeline(pid)["status"] == "completed"
+    assert store.query_predictions(pipeline_id=pid).column("chain_id").to_pylist() == [chain]
+    assert store.verify().ok

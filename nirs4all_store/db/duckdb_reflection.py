@@ -208,7 +208,7 @@ class DuckDBReflectionDialect(DuckDBEngineDialect):  # type: ignore[misc]
     the `get_multi_*` methods defined here.
     """
 
-    supports_statement_cache = False  # as duckdb-engine's dialect
+    supports_statement_cache = False  # as duckdb-engine's dialect (engine.py opts in per engine)
     nirs4all_duckdb_reflection = True
 
     # -- scoping ---------------------------------------------------------------------------

@@ -78,6 +78,11 @@ def create_store_engine(
         if not hold_lock:
             kwargs["poolclass"] = NullPool
         engine = sa.create_engine(url, **kwargs)
+        # duckdb-engine opts out of SQLAlchemy's compiled-statement cache (untested upstream),
+        # so every statement is compiled again: ~0.3-0.5 ms of Python each, paid with the GIL
+        # held, which is what slows run()'s training thread while its writer records. Its SQL
+        # comes from the PostgreSQL compiler, which caches; the whole suite runs with it on.
+        engine.dialect._supports_statement_cache = True  # this engine only
         _install_duckdb_lock_wait(engine, lock_timeout)
     elif backend == "sqlite":
         kwargs["connect_args"] = {

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Artifact
 from ..types import utcnow
-from .base import rows_to_arrow
+from .base import forget_known, rows_to_arrow
 
 T = Artifact.__table__
 
@@ -161,6 +161,7 @@ class ArtifactRepository:
     ) -> int:
         """Delete the rows among `artifact_ids` that are still collectable (the condition is
         re-checked by the DELETE itself: a concurrent save_chain may have referenced one)."""
+        forget_known(self.session)
         ids = list(artifact_ids)
         deleted = 0
         for start in range(0, len(ids), 5000):

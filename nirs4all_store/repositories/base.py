@@ -149,15 +149,40 @@ def as_index_array(field: str, value: Any) -> np.ndarray | None:
     return arr.astype(np.int64)
 
 
+# -- parents known to exist in the current transaction ------------------------------------
+# Recording one pipeline inserts the pipeline, then its chain, predictions and logs, each
+# checking its parent (DuckDB has no foreign keys). A parent this transaction inserted, or
+# already looked up, cannot vanish before it commits (other transactions cannot delete a row
+# they do not see, and a delete in this one forgets everything), so it is not looked up again.
+_KNOWN = "nirs4all_store.known_ids"
+
+
+def note_known(session: Session, table: str, ids: Iterable[str]) -> None:
+    """Remember that rows with these ids exist in `table` for the rest of the transaction."""
+    session.info.setdefault(_KNOWN, {}).setdefault(table, set()).update(ids)
+
+
+def is_known(session: Session, table: str, id_: str) -> bool:
+    known = session.info.get(_KNOWN)
+    return known is not None and id_ in known.get(table, ())
+
+
+def forget_known(session: Session) -> None:
+    """After any delete: parents may be gone, look them up again."""
+    session.info.pop(_KNOWN, None)
+
+
 def missing_ids(session: Session, column: sa.Column[Any], ids: Iterable[str]) -> list[str]:
-    """Which of `ids` have no row (one query per batch, not per id)."""
-    wanted = sorted(set(ids))
+    """Which of `ids` have no row (one query per batch, not per id; known ones skipped)."""
+    table = column.table.name
+    wanted = sorted(i for i in set(ids) if not is_known(session, table, i))
     if not wanted:
         return []
     found: set[str] = set()
     for start in range(0, len(wanted), 5000):
         chunk = wanted[start : start + 5000]
         found.update(session.execute(sa.select(column).where(column.in_(chunk))).scalars())
+    note_known(session, table, found)
     return [value for value in wanted if value not in found]
 
 

@@ -20,7 +20,9 @@ from .base import (
     check_int,
     check_json,
     check_text,
+    forget_known,
     new_id,
+    note_known,
     rows_to_arrow,
 )
 
@@ -119,6 +121,7 @@ class ChainRepository:
             "created_at": utcnow(),
         }
         self.session.execute(sa.insert(T).values(**values))
+        note_known(self.session, "chains", (values["chain_id"],))
         return values["chain_id"], artifact_refs(
             values["fold_artifacts"], values["shared_artifacts"]
         )
@@ -161,6 +164,7 @@ class ChainRepository:
             yield chain_id, artifact_refs(fold, shared)
 
     def delete_of_pipelines(self, pipeline_ids: sa.Select[Any]) -> int:
+        forget_known(self.session)
         return (
             self.session.execute(sa.delete(T).where(T.c.pipeline_id.in_(pipeline_ids))).rowcount
             or 0

@@ -19,6 +19,7 @@ from .base import (
     check_json,
     check_number,
     check_text,
+    forget_known,
     new_id,
     rows_to_arrow,
 )
@@ -126,6 +127,7 @@ class LogRepository:
         )
 
     def delete_of_pipelines(self, pipeline_ids: sa.Select[Any]) -> int:
+        forget_known(self.session)
         return (
             self.session.execute(sa.delete(T).where(T.c.pipeline_id.in_(pipeline_ids))).rowcount
             or 0

@@ -17,7 +17,10 @@ from .base import (
     check_json,
     check_number,
     check_text,
+    forget_known,
+    is_known,
     new_id,
+    note_known,
     rows_to_arrow,
 )
 
@@ -59,6 +62,7 @@ class PipelineRepository:
             "created_at": utcnow(),
         }
         self.session.execute(sa.insert(T).values(**values))
+        note_known(self.session, "pipelines", (values["pipeline_id"],))
         return values["pipeline_id"]
 
     def exists(self, pipeline_id: str) -> bool:
@@ -67,8 +71,11 @@ class PipelineRepository:
 
     def require(self, pipeline_id: str) -> None:
         check_id("pipeline_id", pipeline_id)
+        if is_known(self.session, "pipelines", pipeline_id):
+            return
         if not self.exists(pipeline_id):
             raise KeyError(f"unknown pipeline_id {pipeline_id!r}")
+        note_known(self.session, "pipelines", (pipeline_id,))
 
     def complete(
         self,
@@ -133,4 +140,5 @@ class PipelineRepository:
         return sa.select(T.c.pipeline_id).where(T.c.run_id == run_id)
 
     def delete_of_run(self, run_id: str) -> int:
+        forget_known(self.session)
         return self.session.execute(sa.delete(T).where(T.c.run_id == run_id)).rowcount or 0

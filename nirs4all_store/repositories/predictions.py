@@ -33,6 +33,7 @@ from .base import (
     check_number,
     check_text,
     check_uuid,
+    forget_known,
     rows_to_arrow,
     uuid_or_none,
 )
@@ -194,6 +195,7 @@ class PredictionRepository:
         """Delete predictions and their arrays (arrays first: DuckDB has no cascade).
 
         Returns the number of rows deleted, arrays included."""
+        forget_known(self.session)
         if isinstance(prediction_ids, list):
             prediction_ids = [c for c in map(uuid_or_none, prediction_ids) if c is not None]
             if not prediction_ids:

@@ -16,7 +16,10 @@ from .base import (
     check_id,
     check_json,
     check_text,
+    forget_known,
+    is_known,
     new_id,
+    note_known,
     rows_to_arrow,
 )
 
@@ -55,6 +58,7 @@ class RunRepository:
                 created_at=utcnow(),
             )
         )
+        note_known(self.session, "runs", (run_id,))
         return run_id
 
     def exists(self, run_id: str) -> bool:
@@ -65,8 +69,11 @@ class RunRepository:
 
     def require(self, run_id: str) -> None:
         check_id("run_id", run_id)
+        if is_known(self.session, "runs", run_id):
+            return
         if not self.exists(run_id):
             raise KeyError(f"unknown run_id {run_id!r}")
+        note_known(self.session, "runs", (run_id,))
 
     def finish(
         self, run_id: str, status: str, *, summary: Any = None, error: str | None = None
@@ -107,4 +114,5 @@ class RunRepository:
         return rows_to_arrow(list(T.columns), self.session.execute(query).all())
 
     def delete(self, run_id: str) -> int:
+        forget_known(self.session)
         return self.session.execute(sa.delete(T).where(T.c.run_id == run_id)).rowcount or 0
