@@ -111,6 +111,7 @@ def compute_only_wall(data: Any, cv: int) -> float:
     from nirs4all_store import runner
 
     original = runner._Writer.record
+
     def record_nothing(self: Any, begin: Any, label: str, persist: Any) -> None:
         self.result.pipeline_ids.append(begin.keywords["pipeline_id"])
 

@@ -296,10 +296,14 @@ def throwaway_postgres(
             _run(
                 [
                     bin_dir / "initdb",
-                    "-D", data,
-                    "-U", SUPERUSER,
-                    "-A", "trust",
-                    "-E", "UTF8",
+                    "-D",
+                    data,
+                    "-U",
+                    SUPERUSER,
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
                     "--locale=C",
                     "--no-sync",
                 ],

@@ -114,9 +114,7 @@ def _hide_postgres(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert find_pg_bin() is None
 
 
-def test_missing_postgres_skips_outside_ci(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_postgres_skips_outside_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _hide_postgres(tmp_path, monkeypatch)
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception):

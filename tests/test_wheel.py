@@ -26,8 +26,18 @@ PACKAGE = "nirs4all_store"
 BUILD_TIMEOUT_S = 900
 INSTALL_TIMEOUT_S = 1800
 _NOT_SOURCE = shutil.ignore_patterns(
-    ".venv", ".git", "build", "dist", "*.egg-info", "workspace", "__pycache__",
-    ".pytest_cache", ".ruff_cache", ".hypothesis", "*.duckdb", "*.duckdb.wal",
+    ".venv",
+    ".git",
+    "build",
+    "dist",
+    "*.egg-info",
+    "workspace",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "*.duckdb",
+    "*.duckdb.wal",
 )
 
 # Runs in the installed venv with cwd outside the checkout; argv[1] is a fresh DuckDB path.
