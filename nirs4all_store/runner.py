@@ -9,19 +9,18 @@ mean of the fold models' test predictions) and `fold_final` (train, test of the 
 Each prediction row carries the score of its own partition (`train_score`, `val_score` or
 `test_score`) and `scores = {partition: {metric: value}}` with every metric of the task.
 
-Artifacts are saved first (an unreferenced artifact survives gc for its grace period), then
-the chain, every prediction and the step logs go in ONE transaction with `complete_pipeline`.
-An exception inside one pipeline fails that pipeline only.
+Fitting happens here; recording is `recording.Recorder`'s job: fitted pipelines are committed
+in groups, each group in ONE transaction with one bulk call per table. An exception inside one
+pipeline (fitting or recording it) fails that pipeline only.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import math
 import os
 import sys
 import time
-import traceback
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ import pyarrow as pa
 
 from .datasets import Dataset, as_datasets
 from .progress import Progress, format_table
+from .recording import DEFAULT_COMMIT_EVERY, FittedPipeline, Recorder, traceback_excerpt
 from .store import WorkspaceStore
 
 __all__ = [
@@ -84,10 +84,6 @@ METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], str, bool]] 
 }
 DEFAULT_METRIC = {"regression": "rmse", "classification": "balanced_accuracy"}
 SCORE_COLUMN = {"train": "train_score", "val": "val_score", "test": "test_score"}
-
-#: Fitted steps are stored as plain pickles: the C pickler serialises a PLS model ~6x faster
-#: than joblib's Python one (0.1 vs 0.6 ms), and `joblib.load` reads them too.
-ARTIFACT_FORMAT = "pickle"
 
 
 def metric_ascending(metric: str) -> bool:
@@ -316,11 +312,6 @@ def _as_1d(pred: Any) -> np.ndarray:
     return arr.reshape(-1) if arr.ndim != 1 else arr
 
 
-def _traceback_excerpt(limit: int = 2000) -> str:
-    text = traceback.format_exc()
-    return text if len(text) <= limit else "...\n" + text[-limit:]
-
-
 @dataclass
 class _Context:
     store: WorkspaceStore
@@ -334,87 +325,6 @@ class _Context:
     verbose: int
 
 
-class _Writer:
-    """Records pipelines in a background thread while the next pipeline fits.
-
-    Tasks run one at a time in submission order (begin pipeline i, record pipeline i,
-    begin pipeline i+1, ...). At most `backlog` recordings wait (memory stays bounded);
-    `wait()` blocks until every task is done. A failed recording fails that pipeline alone,
-    like a failed fit. The store is thread-safe (a session per thread); the main thread's
-    time blocked here is what the store costs the run's wall time.
-    """
-
-    def __init__(
-        self, store: WorkspaceStore, result: RunResult, clock: _Clock, err: TextIO, verbose: int
-    ) -> None:
-        from concurrent.futures import Future, ThreadPoolExecutor
-
-        self.store, self.result, self.clock = store, result, clock
-        self.err, self.verbose = err, verbose
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nirs4all-store-writer")
-        self.futures: list[Future[None]] = []
-        self.busy_s = 0.0
-
-    def submit(self, fn: Callable[[], None], *, backlog: int | None = None) -> None:
-        """Queue `fn`; with `backlog`, first wait until at most that many tasks are pending."""
-        if backlog is not None:
-            self._drain(keep=backlog)
-        self.futures.append(self.pool.submit(self._timed, fn))
-
-    def record(
-        self,
-        begin: Callable[[], Any],
-        label: str,
-        persist: Callable[[Callable[[], Any]], None],
-    ) -> None:
-        """Queue a fitted pipeline: begin + everything it produced, in one transaction."""
-        pipeline_id = begin.keywords["pipeline_id"]  # type: ignore[attr-defined]
-
-        def task() -> None:
-            try:
-                persist(begin)
-            except Exception as exc:
-                self.fail(begin, label, exc, _traceback_excerpt())
-
-        self.submit(task, backlog=1)
-        self.result.pipeline_ids.append(pipeline_id)
-
-    def _timed(self, fn: Callable[[], None]) -> None:
-        t0 = time.perf_counter()
-        try:
-            fn()
-        finally:
-            self.busy_s += time.perf_counter() - t0
-
-    def fail(self, begin: Callable[[], Any], label: str, exc: BaseException, excerpt: str) -> None:
-        """Record the pipeline as failed (its row and the failure in one transaction)."""
-        pipeline_id = begin.keywords["pipeline_id"]  # type: ignore[attr-defined]
-        with self.store.transaction():
-            begin()
-            self.store.fail_pipeline(pipeline_id, excerpt)
-        self.result.failed[pipeline_id] = f"{type(exc).__name__}: {exc}"
-        if self.verbose:
-            self.err.write(f"\npipeline {label} failed: {type(exc).__name__}: {exc}\n")
-
-    def _drain(self, keep: int = 0, reraise: bool = True) -> None:
-        if len(self.futures) <= keep:
-            return
-        with self.clock("store"):
-            while len(self.futures) > keep:
-                future = self.futures.pop(0)
-                try:
-                    future.result()
-                except BaseException:
-                    if reraise:
-                        raise
-
-    def wait(self, reraise: bool = True) -> None:
-        self._drain(0, reraise)
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
-
-
 def _splitter(task: str, cv: int, random_state: int | None) -> Any:
     from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -423,28 +333,26 @@ def _splitter(task: str, cv: int, random_state: int | None) -> Any:
 
 
 def _run_pipeline(
-    ctx: _Context, steps: list[Any], task: str, ds: Dataset, pipeline_id: str
-) -> Callable[[Callable[[], Any]], None]:
-    """Fit and cross-validate one pipeline on one dataset.
+    ctx: _Context, steps: list[Any], task: str, ds: Dataset, item: FittedPipeline
+) -> FittedPipeline:
+    """Fit and cross-validate one pipeline on one dataset; fill `item` with what to record.
 
-    Returns the function that records it in one transaction (the pipeline row via the
-    `begin` callable it is given, artifacts, chain, predictions, logs, completion), so that
-    `run()` can write one pipeline while the next one fits.
+    Nothing is written here: the `Recorder` commits pipelines in groups.
     """
     from sklearn.base import clone
 
-    store, clock, metric = ctx.store, ctx.clock, ctx.metric
+    clock, metric = ctx.clock, ctx.metric
     t_start = time.perf_counter()
     steps = [clone(s) for s in steps]
     transformers, estimator = steps[:-1], steps[-1]
     model_idx = len(steps) - 1
-    logs: list[dict[str, Any]] = []
+    logs = item.logs
     X_train, y_train = np.asarray(ds.X_train), np.asarray(ds.y_train)
     X_test = None if ds.X_test is None else np.asarray(ds.X_test)
     y_test = None if ds.y_test is None else np.asarray(ds.y_test)
 
     # Transformers: fitted on the whole training part, shared by every fold.
-    to_save: list[tuple[str, Any, str]] = []  # (key, fitted object, artifact type)
+    to_save = item.objects  # (key, fitted object, operator class, artifact type)
     Xt, Xt_test = X_train, X_test
     for i, tr in enumerate(transformers):
         t0 = time.perf_counter()
@@ -453,7 +361,7 @@ def _run_pipeline(
             if Xt_test is not None:
                 Xt_test = tr.transform(Xt_test)
         ms = (time.perf_counter() - t0) * 1000
-        to_save.append((str(i), tr, "transformer"))
+        to_save.append((str(i), tr, _qualname(tr), "transformer"))
         logs.append(
             dict(
                 step_idx=i,
@@ -475,7 +383,7 @@ def _run_pipeline(
     classes = np.unique(y_train) if task == "classification" else None
     test_preds: list[np.ndarray] = []
     test_probas: list[np.ndarray] = []
-    pending: list[dict[str, Any]] = []  # prediction records, chain_id filled in later
+    pending = item.predictions  # pipeline_id and chain_id are filled in when recorded
 
     def record(
         fold_id: str,
@@ -531,7 +439,7 @@ def _run_pipeline(
             pr_te = aligned_proba(model, Xt_test) if proba_ok and Xt_test is not None else None
         ms = (time.perf_counter() - t0) * 1000
         fold_id = f"fold_{k}"
-        to_save.append((fold_id, model, "model"))
+        to_save.append((fold_id, model, model_class, "model"))
         record(fold_id, "train", y_train[tr_idx], p_tr, tr_idx, pr_tr)
         val = record(fold_id, "val", y_train[va_idx], p_va, va_idx, pr_va)
         oof[va_idx] = p_va
@@ -593,7 +501,7 @@ def _run_pipeline(
         p_fin_te = _as_1d(final.predict(Xt_test)) if Xt_test is not None else None
         pr_fin_te = aligned_proba(final, Xt_test) if proba_ok and Xt_test is not None else None
     ms = (time.perf_counter() - t0) * 1000
-    to_save.append(("fold_final", final, "model"))
+    to_save.append(("fold_final", final, model_class, "model"))
     record("fold_final", "train", y_train, p_fin, np.arange(n), pr_fin)
     if p_fin_te is not None:
         record("fold_final", "test", y_test, p_fin_te, test_idx, pr_fin_te)  # type: ignore[arg-type]
@@ -612,49 +520,24 @@ def _run_pipeline(
     best_val = avg_val["val_score"]
     duration_ms = (time.perf_counter() - t_start) * 1000
 
-    def persist(begin: Callable[[], Any]) -> None:
-        # One transaction: the artifact files are written (atomically) before it commits,
-        # and the pipeline, the artifact rows, the chain that references them, the
-        # predictions, the logs and the completion become visible together.
-        with store.transaction():
-            begin()
-            ids = store.save_artifacts(
-                [(obj, _qualname(obj), kind, ARTIFACT_FORMAT) for _, obj, kind in to_save]
-            )
-            saved = dict(zip((key for key, _, _ in to_save), ids, strict=True))
-            shared = {k: v for k, v in saved.items() if not k.startswith("fold_")}
-            folds = {k: v for k, v in saved.items() if k.startswith("fold_")}
-            chain_steps = [describe_step(s, i) for i, s in enumerate(steps)]
-            for i, desc in enumerate(chain_steps):
-                desc["artifact_id"] = shared.get(str(i))
-            chain_id = store.save_chain(
-                pipeline_id,
-                chain_steps,
-                model_idx,
-                model_class,
-                preprocessings=preprocessings,
-                fold_strategy="per_fold",
-                fold_artifacts=folds,
-                shared_artifacts=shared,
-                model_name=model_name,
-                metric=metric,
-                task_type=task,
-                dataset_name=ds.name,
-            )
-            for rec in pending:
-                rec["pipeline_id"] = pipeline_id
-                rec["chain_id"] = chain_id
-            store.save_predictions(pending)
-            store.log_steps(pipeline_id, logs)
-            store.complete_pipeline(
-                pipeline_id,
-                best_val=best_val,
-                best_test=best_test,
-                metric=metric,
-                duration_ms=duration_ms,
-            )
-
-    return persist
+    item.chain = {
+        "steps": [describe_step(s, i) for i, s in enumerate(steps)],
+        "model_step_idx": model_idx,
+        "model_class": model_class,
+        "preprocessings": preprocessings,
+        "fold_strategy": "per_fold",
+        "model_name": model_name,
+        "metric": metric,
+        "task_type": task,
+        "dataset_name": ds.name,
+    }
+    item.completion = {
+        "best_val": best_val,
+        "best_test": best_test,
+        "metric": metric,
+        "duration_ms": duration_ms,
+    }
+    return item
 
 
 def _open_store(workspace: Any) -> tuple[WorkspaceStore, bool]:
@@ -678,6 +561,7 @@ def run(
     task_type: str | None = None,
     random_state: int | None = 0,
     verbose: int = 1,
+    commit_every: float = DEFAULT_COMMIT_EVERY,
 ) -> RunResult:
     """Train and cross-validate scikit-learn pipelines on datasets; record it all in a workspace.
 
@@ -688,6 +572,9 @@ def run(
     rmse (default, regression), mae, r2, balanced_accuracy (default, classification) or
     accuracy; leaderboards sort by its direction (`metric_ascending`). `verbose=1` shows a
     progress line on stderr and the leaderboard on stdout; 0 prints nothing.
+    `commit_every`: fitted pipelines are committed in groups, at the latest when the oldest
+    is that many seconds old, and at the end (0: one commit per pipeline). A crash loses at
+    most that much training, never committed records.
     """
     pipelines = _normalise_pipelines(pipeline)
     datasets = as_datasets(dataset)
@@ -761,35 +648,47 @@ def run(
     result = RunResult(run_id=run_id, store=store, metric=metric, owns_store=owns)
     progress = Progress(len(pipelines) * len(datasets) * (cv + 1), enabled=verbose >= 1, stream=err)
     ctx = _Context(store, run_id, cv, metric, random_state, progress, clock, err, int(verbose))
-    writer = _Writer(store, result, clock, err, verbose)
+
+    def failed(item: FittedPipeline, why: str) -> None:
+        result.failed[item.pipeline_id] = why
+        if verbose:
+            err.write(f"\npipeline {item.label} failed: {why}\n")
+
+    recorder = Recorder(store, commit_every=commit_every, on_failed=failed)
     try:
         for ds in datasets:
             for i, (steps, task) in enumerate(zip(pipelines, tasks, strict=False)):
-                pid = str(uuid.uuid4())
-                # The pipeline row is written with the pipeline's results (or its failure),
-                # in the writer thread: one transaction per pipeline.
-                begin = functools.partial(
-                    store.begin_pipeline,
-                    run_id,
-                    f"{i:04d}_{labels[i]}",
-                    expanded_config=config["pipelines"][i],
-                    dataset_name=ds.name,
-                    dataset_hash=ds.content_hash,
-                    pipeline_id=pid,
+                item = FittedPipeline(
+                    pipeline_id=str(uuid.uuid4()),
+                    label=f"{labels[i]} on {ds.name}",
+                    begin={
+                        "run_id": run_id,
+                        "name": f"{i:04d}_{labels[i]}",
+                        "expanded_config": config["pipelines"][i],
+                        "dataset_name": ds.name,
+                        "dataset_hash": ds.content_hash,
+                    },
                 )
-                label = f"{labels[i]} on {ds.name}"
+                item.begin["pipeline_id"] = item.pipeline_id
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        persist = _run_pipeline(ctx, steps, task, ds, pid)
+                        _run_pipeline(ctx, steps, task, ds, item)
                 except Exception as exc:
-                    excerpt = _traceback_excerpt()
-                    writer.submit(functools.partial(writer.fail, begin, label, exc, excerpt))
-                    result.pipeline_ids.append(pid)
-                    progress.done = min(progress.total, (len(result.pipeline_ids)) * (cv + 1))
-                    continue
-                writer.record(begin, label, persist)
-        writer.wait()
+                    item = FittedPipeline(
+                        item.pipeline_id,
+                        item.label,
+                        item.begin,
+                        error=traceback_excerpt(),
+                        error_summary=f"{type(exc).__name__}: {exc}",
+                    )
+                    done = (len(result.pipeline_ids) + 1) * (cv + 1)
+                    progress.done = min(progress.total, done)
+                result.pipeline_ids.append(item.pipeline_id)
+                with clock("store"):
+                    recorder.add(item)
+        with clock("store"):
+            recorder.flush()
         progress.close()
         n_total = len(result.pipeline_ids)
         summary = {
@@ -823,19 +722,19 @@ def run(
                     }
                 store.complete_run(run_id, summary=summary)
     except BaseException as exc:
-        writer.wait(reraise=False)
+        with contextlib.suppress(Exception):
+            recorder.flush()  # keep what was fitted before the interruption
         try:
             store.fail_run(run_id, f"interrupted: {type(exc).__name__}: {exc}")
         finally:
             if owns:
                 store.close()
         raise
-    writer.close()
     result.timings = {
         "wall_s": time.perf_counter() - t_run,
         "store_s": clock.totals["store"],
-        "store_overlapped_s": writer.busy_s,
         "fit_s": clock.totals["fit"],
+        "commits": recorder.commits,
     }
     if verbose:
         print_leaderboard(result, n=10)

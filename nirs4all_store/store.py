@@ -36,7 +36,7 @@ from .repositories import (
     RunRepository,
 )
 from .repositories.artifacts import artifact_id_for
-from .repositories.base import check_id, check_uuid
+from .repositories.base import check_id, check_uuid, missing_ids
 from .repositories.predictions import validate_arrays, validate_prediction
 from .types import utcnow
 
@@ -215,6 +215,31 @@ class WorkspaceStore:
 
         return self._run("begin_pipeline", work)
 
+    def save_pipelines(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Many pipelines in one statement, e.g. pipelines that already ran.
+
+        Each record holds `begin_pipeline`'s arguments and optionally `status` ('running',
+        'completed', or 'failed' with `error`), `best_val`, `best_test`, `metric` and
+        `duration_ms`. KeyError (nothing written) for an unknown run. Returns the ids.
+        """
+        if isinstance(records, Mapping) or not isinstance(records, Sequence):
+            raise TypeError(f"records must be a sequence of dicts, got {type(records).__name__}")
+        rows = []
+        for i, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                raise TypeError(f"records[{i}] must be a dict, got {type(record).__name__}")
+            rows.append(PipelineRepository.validate(**record))
+
+        def work(s: Session) -> list[str]:
+            runs = {row["run_id"] for row in rows}
+            missing = missing_ids(s, RunRepository.table.c.run_id, runs)
+            if missing:
+                raise KeyError(f"unknown run_id(s) {missing}")
+            PipelineRepository(s).insert_many(rows)
+            return [row["pipeline_id"] for row in rows]
+
+        return self._run("save_pipelines", work)
+
     def complete_pipeline(
         self,
         pipeline_id: str,
@@ -279,35 +304,45 @@ class WorkspaceStore:
         dataset_name: str | None = None,
     ) -> str:
         """Record a chain and take one reference on each distinct artifact it names."""
+        record = {k: v for k, v in locals().items() if k != "self"}
+        return self.save_chains([record])[0]
 
-        def work(s: Session) -> str:
-            PipelineRepository(s).require(pipeline_id)
-            chain_id, refs = ChainRepository(s).create(
-                pipeline_id,
-                steps,
-                model_step_idx,
-                model_class,
-                preprocessings,
-                fold_strategy,
-                fold_artifacts,
-                shared_artifacts,
-                branch_path,
-                source_index,
-                model_name,
-                metric,
-                task_type,
-                dataset_name,
+    def save_chains(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Many chains in one transaction (each record holds `save_chain`'s arguments).
+
+        One insert, and one reference-count update per distinct count: recording a group of
+        pipelines costs a few statements, not a few per chain. Returns the ids in order.
+        """
+        if isinstance(records, Mapping) or not isinstance(records, Sequence):
+            raise TypeError(f"records must be a sequence of dicts, got {type(records).__name__}")
+        rows: list[tuple[dict[str, Any], set[str]]] = []
+        for i, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                raise TypeError(f"records[{i}] must be a dict, got {type(record).__name__}")
+            rows.append(ChainRepository.validate(**record))
+
+        def work(s: Session) -> list[str]:
+            missing = missing_ids(
+                s, PipelineRepository.table.c.pipeline_id, {r["pipeline_id"] for r, _ in rows}
             )
-            artifacts = ArtifactRepository(s)
-            updated = artifacts.adjust(dict.fromkeys(refs, 1))
-            if updated != len(refs):  # unknown ids (or removed by a concurrent gc)
-                missing = artifacts.missing(refs)
+            if missing:
                 raise KeyError(
-                    f"unknown artifact id(s) {missing} in chain of pipeline {pipeline_id!r}"
+                    f"unknown pipeline_id {missing[0]!r}"
+                    if len(missing) == 1
+                    else f"unknown pipeline_id(s) {missing}"
                 )
-            return chain_id
+            ChainRepository(s).insert_many([row for row, _ in rows])
+            counts = Counter(ref for _, refs in rows for ref in refs)
+            artifacts = ArtifactRepository(s)
+            if artifacts.adjust(counts) != len(counts):  # unknown ids (or a concurrent gc)
+                unknown = artifacts.missing(counts)
+                owners = sorted({r["pipeline_id"] for r, refs in rows if refs & set(unknown)})
+                raise KeyError(
+                    f"unknown artifact id(s) {unknown} in chain(s) of pipeline(s) {owners}"
+                )
+            return [row["chain_id"] for row, _ in rows]
 
-        return self._run("save_chain", work)
+        return self._run("save_chains", work)
 
     def get_chain(self, chain_id: str) -> dict[str, Any] | None:
         return self._run("get_chain", lambda s: ChainRepository(s).get(chain_id))
@@ -393,8 +428,6 @@ class WorkspaceStore:
                 arrays.append(arr)
 
         def work(s: Session) -> list[str]:
-            from .repositories.base import missing_ids
-
             missing = missing_ids(
                 s, PipelineRepository.table.c.pipeline_id, {r["pipeline_id"] for r in rows}
             )
@@ -489,9 +522,24 @@ class WorkspaceStore:
 
         def work(s: Session) -> list[str]:
             PipelineRepository(s).require(pipeline_id)
-            return LogRepository(s).create_many(pipeline_id, entries)
+            return LogRepository(s).create_many(entries, pipeline_id)
 
         return self._run("log_steps", work)
+
+    def save_logs(self, entries: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Log entries of any pipelines in one statement: keys as `log_step`, `pipeline_id`
+        included. KeyError (nothing written) if a pipeline is unknown."""
+        if isinstance(entries, Mapping) or not isinstance(entries, Sequence):
+            raise TypeError(f"entries must be a sequence of dicts, got {type(entries).__name__}")
+
+        def work(s: Session) -> list[str]:
+            pipeline_ids = {check_id("pipeline_id", e.get("pipeline_id")) for e in entries}
+            missing = missing_ids(s, PipelineRepository.table.c.pipeline_id, pipeline_ids)
+            if missing:
+                raise KeyError(f"unknown pipeline_id(s) {missing}")
+            return LogRepository(s).create_many(entries)
+
+        return self._run("save_logs", work)
 
     def get_pipeline_log(self, pipeline_id: str) -> pa.Table:
         return self._run("get_pipeline_log", lambda s: LogRepository(s).for_pipeline(pipeline_id))

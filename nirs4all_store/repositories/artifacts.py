@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Artifact
 from ..types import utcnow
-from .base import forget_known, rows_to_arrow
+from .base import forget_known, insert_rows, rows_to_arrow
 
 T = Artifact.__table__
 
@@ -72,8 +72,9 @@ class ArtifactRepository:
         if not rows:
             return
         now = utcnow()
-        self.session.execute(
-            sa.insert(T),
+        insert_rows(
+            self.session,
+            T,
             [
                 {**row, "ref_count": 0, "created_at": now, "saved_at": now, "referenced_at": None}
                 for row in rows

@@ -6,6 +6,7 @@ Repositories work over a caller's `Session` and never commit: the caller (the
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
 from collections.abc import Iterable, Sequence
@@ -16,7 +17,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..types import Float64Array, JSONValue, UTCDateTime, json_text, sanitize_json
+from ..types import Float64Array, JSONValue, UTCDateTime, json_text, sanitize_json, to_utc_naive
 
 RUN_STATUSES = ("running", "completed", "failed")
 PIPELINE_STATUSES = ("running", "completed", "failed")
@@ -184,6 +185,66 @@ def missing_ids(session: Session, column: sa.Column[Any], ids: Iterable[str]) ->
         found.update(session.execute(sa.select(column).where(column.in_(chunk))).scalars())
     note_known(session, table, found)
     return [value for value in wanted if value not in found]
+
+
+# -- bulk inserts ------------------------------------------------------------------------
+#: Below this many rows an Arrow registration (~2-3 ms) costs more than DuckDB's executemany,
+#: which runs one statement per row (~1 ms each).
+ARROW_MIN_ROWS = 16
+
+
+def insert_arrow_table(table: sa.Table, rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """Validated row dicts (the keys of the first) as Arrow for DuckDB to insert from: JSON as
+    its compact text, timestamps as naive UTC (DuckDB would shift aware ones by its session
+    time zone)."""
+    columns: dict[str, pa.Array] = {}
+    for name in rows[0]:
+        column_type = table.c[name].type
+        values = [row.get(name) for row in rows]
+        if isinstance(column_type, JSONValue):
+            columns[name] = pa.array(
+                [None if v is None else json_text(v) for v in values], pa.string()
+            )
+        elif isinstance(column_type, UTCDateTime):
+            columns[name] = pa.array(
+                [None if v is None else to_utc_naive(v) for v in values], pa.timestamp("us")
+            )
+        elif isinstance(column_type, (sa.Double, sa.Float)):
+            columns[name] = pa.array(values, pa.float64(), from_pandas=False)
+        elif isinstance(column_type, (sa.Integer, sa.BigInteger)):
+            columns[name] = pa.array(values, pa.int64())
+        else:
+            columns[name] = pa.array(values, pa.string())
+    return pa.table(columns)
+
+
+def arrow_insert(raw: Any, table: str, data: pa.Table) -> None:
+    """INSERT ... SELECT from an Arrow table registered on DuckDB's raw connection (inside
+    the SQLAlchemy transaction: same connection)."""
+    name = f"_n4a_{table}_{uuid.uuid4().hex[:8]}"
+    cols = ", ".join(f'"{c}"' for c in data.column_names)
+    raw.register(name, data)
+    try:
+        raw.execute(f'INSERT INTO {table} ({cols}) SELECT {cols} FROM "{name}"')
+    except Exception:
+        # the failed INSERT aborted the transaction: unregistering would raise "transaction
+        # is aborted" and hide the real error (e.g. a duplicate key)
+        with contextlib.suppress(Exception):
+            raw.unregister(name)
+        raise
+    raw.unregister(name)
+
+
+def insert_rows(session: Session, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert validated rows in one go: an Arrow scan on DuckDB (from `ARROW_MIN_ROWS` rows),
+    Core executemany elsewhere (insertmanyvalues batches on PostgreSQL and SQLite)."""
+    if not rows:
+        return
+    conn = session.connection()
+    if conn.dialect.name == "duckdb" and len(rows) >= ARROW_MIN_ROWS:
+        arrow_insert(conn.connection.driver_connection, table.name, insert_arrow_table(table, rows))
+    else:
+        session.execute(sa.insert(table), list(rows))
 
 
 def arrow_type(column: sa.Column[Any]) -> pa.DataType:

@@ -21,6 +21,7 @@ from .base import (
     check_json,
     check_text,
     forget_known,
+    insert_rows,
     new_id,
     note_known,
     rows_to_arrow,
@@ -80,8 +81,8 @@ class ChainRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def create(
-        self,
+    @staticmethod
+    def validate(
         pipeline_id: str,
         steps: list[Any],
         model_step_idx: int,
@@ -98,8 +99,8 @@ class ChainRepository:
         dataset_name: str | None = None,
         *,
         chain_id: str | None = None,
-    ) -> tuple[str, set[str]]:
-        """Insert a chain; returns its id and the artifact ids it references."""
+    ) -> tuple[dict[str, Any], set[str]]:
+        """A clean chains row and the distinct artifact ids it references."""
         if not isinstance(steps, list):
             raise TypeError(f"steps must be a list, got {type(steps).__name__}")
         values = {
@@ -120,11 +121,13 @@ class ChainRepository:
             "dataset_name": check_text("dataset_name", dataset_name, optional=True),
             "created_at": utcnow(),
         }
-        self.session.execute(sa.insert(T).values(**values))
-        note_known(self.session, "chains", (values["chain_id"],))
-        return values["chain_id"], artifact_refs(
-            values["fold_artifacts"], values["shared_artifacts"]
-        )
+        return values, artifact_refs(values["fold_artifacts"], values["shared_artifacts"])
+
+    def insert_many(self, rows: list[dict[str, Any]]) -> None:
+        """Insert validated rows (parents and artifact references are the caller's job)."""
+        if rows:
+            insert_rows(self.session, T, rows)
+            note_known(self.session, "chains", (row["chain_id"] for row in rows))
 
     def exists(self, chain_id: str) -> bool:
         return (

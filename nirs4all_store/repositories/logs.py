@@ -20,6 +20,7 @@ from .base import (
     check_number,
     check_text,
     forget_known,
+    insert_rows,
     new_id,
     rows_to_arrow,
 )
@@ -53,16 +54,22 @@ class LogRepository:
         self.session.execute(sa.insert(T).values(**row))
         return row["log_id"]
 
-    def create_many(self, pipeline_id: str, entries: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Insert many log rows of one pipeline with one executemany."""
-        unknown = {k for e in entries for k in e} - set(_FIELDS)
+    def create_many(
+        self, entries: Sequence[Mapping[str, Any]], pipeline_id: str | None = None
+    ) -> list[str]:
+        """Insert many log rows with one executemany: all of `pipeline_id`, or each of the
+        `pipeline_id` its entry names (parents are the caller's job)."""
+        allowed = set(_FIELDS) if pipeline_id is not None else {*_FIELDS, "pipeline_id"}
+        unknown = {k for e in entries for k in e} - allowed
         if unknown:
             raise ValueError(
-                f"unknown log fields {sorted(unknown)}; expected some of {list(_FIELDS)}"
+                f"unknown log fields {sorted(unknown)}; expected some of {sorted(allowed)}"
             )
-        rows = [self._row(pipeline_id, entry) for entry in entries]
-        if rows:
-            self.session.execute(sa.insert(T), rows)
+        rows = [
+            self._row(pipeline_id if pipeline_id is not None else entry.get("pipeline_id"), entry)
+            for entry in entries
+        ]
+        insert_rows(self.session, T, rows)
         return [row["log_id"] for row in rows]
 
     @staticmethod

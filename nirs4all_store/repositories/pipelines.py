@@ -18,6 +18,7 @@ from .base import (
     check_number,
     check_text,
     forget_known,
+    insert_rows,
     is_known,
     new_id,
     note_known,
@@ -46,24 +47,64 @@ class PipelineRepository:
         *,
         pipeline_id: str | None = None,
     ) -> str:
-        check_id("run_id", run_id)
-        check_text("name", name)
-        check_text("dataset_name", dataset_name)
-        check_text("dataset_hash", dataset_hash, optional=True)
-        values = {
+        row = self.validate(
+            run_id,
+            name,
+            expanded_config,
+            generator_choices,
+            dataset_name,
+            dataset_hash,
+            pipeline_id=pipeline_id,
+        )
+        self.insert_many([row])
+        return str(row["pipeline_id"])
+
+    @staticmethod
+    def validate(
+        run_id: str,
+        name: str,
+        expanded_config: Any = None,
+        generator_choices: Any = None,
+        dataset_name: str = "",
+        dataset_hash: str | None = None,
+        *,
+        pipeline_id: str | None = None,
+        status: str = "running",
+        best_val: float | None = None,
+        best_test: float | None = None,
+        metric: str | None = None,
+        duration_ms: float | None = None,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        """A clean pipelines row: a running one, or one that already finished (status
+        'completed', or 'failed' with its `error`)."""
+        check_choice("status", status, PIPELINE_STATUSES)
+        if status == "failed":
+            check_text("error", error)
+        now = utcnow()
+        return {
             "pipeline_id": check_id("pipeline_id", pipeline_id) if pipeline_id else new_id(),
-            "run_id": run_id,
-            "name": name,
+            "run_id": check_id("run_id", run_id),
+            "name": check_text("name", name),
             "expanded_config": check_json("expanded_config", expanded_config),
             "generator_choices": check_json("generator_choices", generator_choices),
-            "dataset_name": dataset_name,
-            "dataset_hash": dataset_hash,
-            "status": "running",
-            "created_at": utcnow(),
+            "dataset_name": check_text("dataset_name", dataset_name),
+            "dataset_hash": check_text("dataset_hash", dataset_hash, optional=True),
+            "status": status,
+            "best_val": check_number("best_val", best_val),
+            "best_test": check_number("best_test", best_test),
+            "metric": check_text("metric", metric, optional=True),
+            "duration_ms": check_number("duration_ms", duration_ms),
+            "error": check_text("error", error, optional=True),
+            "created_at": now,
+            "completed_at": None if status == "running" else now,
         }
-        self.session.execute(sa.insert(T).values(**values))
-        note_known(self.session, "pipelines", (values["pipeline_id"],))
-        return values["pipeline_id"]
+
+    def insert_many(self, rows: list[dict[str, Any]]) -> None:
+        """Insert validated rows (the runs they name are the caller's job)."""
+        if rows:
+            insert_rows(self.session, T, rows)
+            note_known(self.session, "pipelines", (row["pipeline_id"] for row in rows))
 
     def exists(self, pipeline_id: str) -> bool:
         query = sa.select(T.c.pipeline_id).where(T.c.pipeline_id == pipeline_id)

@@ -8,7 +8,6 @@ executemany (insertmanyvalues on PostgreSQL).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
@@ -20,10 +19,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..models import Pipeline, Prediction, PredictionArrays
-from ..types import json_text, to_utc_naive, utcnow
+from ..types import utcnow
 from .base import (
+    ARROW_MIN_ROWS,
     PARTITIONS,
     TASK_TYPES,
+    arrow_insert,
     as_float_array,
     as_index_array,
     check_choice,
@@ -34,6 +35,7 @@ from .base import (
     check_text,
     check_uuid,
     forget_known,
+    insert_arrow_table,
     rows_to_arrow,
     uuid_or_none,
 )
@@ -42,8 +44,6 @@ T = Prediction.__table__
 A = PredictionArrays.__table__
 P = Pipeline.__table__
 
-# Below this many arrays rows an Arrow registration costs more than a Core insert (DuckDB).
-ARROW_MIN_ROWS = 16
 ARRAY_FIELDS = ("y_true", "y_pred", "y_proba", "sample_indices", "weights")
 PREDICTION_COLUMNS = tuple(c.name for c in T.columns)
 FILTERS = (
@@ -178,9 +178,9 @@ class PredictionRepository:
         if conn.dialect.name == "duckdb":
             raw = conn.connection.driver_connection
             if rows:  # always Arrow: its JSON text is the one DuckDB exports read back
-                _arrow_insert(raw, "predictions", _predictions_arrow(rows))
+                arrow_insert(raw, "predictions", insert_arrow_table(T, rows))
             if len(arrays) >= ARROW_MIN_ROWS:
-                _arrow_insert(raw, "prediction_arrays", _arrays_arrow(arrays))
+                arrow_insert(raw, "prediction_arrays", _arrays_arrow(arrays))
             elif arrays:
                 self.session.execute(sa.insert(A), list(arrays))
             return
@@ -354,22 +354,6 @@ def apply_filters(
     return query
 
 
-# -- Arrow bulk path (DuckDB) ---------------------------------------------------------------
-def _arrow_insert(raw: Any, table: str, data: pa.Table) -> None:
-    name = f"_n4a_bulk_{table}_{uuid.uuid4().hex[:8]}"
-    cols = ", ".join(f'"{c}"' for c in data.column_names)
-    raw.register(name, data)
-    try:
-        raw.execute(f'INSERT INTO {table} ({cols}) SELECT {cols} FROM "{name}"')
-    except Exception:
-        # the failed INSERT aborted the transaction: unregistering would raise "transaction
-        # is aborted" and hide the real error (e.g. a duplicate key)
-        with contextlib.suppress(Exception):
-            raw.unregister(name)
-        raise
-    raw.unregister(name)
-
-
 # -- COPY path for arrays (PostgreSQL) -------------------------------------------------------
 _PG_ARRAY_TYPES = {"y_true": "float8[]", "y_pred": "float8[]", "y_proba": "float8[]"}
 _PG_ARRAY_TYPES |= {"sample_indices": "int8[]", "weights": "float8[]"}
@@ -386,26 +370,6 @@ def _pg_copy_arrays(raw: Any, arrays: Sequence[dict[str, Any]]) -> None:
         for a in arrays:
             values = [None if a[f] is None else a[f].tolist() for f in fields]
             copy.write_row((a["prediction_id"], *values))
-
-
-def _predictions_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
-    columns: dict[str, pa.Array] = {}
-    for column in T.columns:
-        name = column.name
-        values = [row.get(name) for row in rows]
-        if name in ("scores", "best_params"):
-            columns[name] = pa.array(
-                [None if v is None else json_text(v) for v in values], pa.string()
-            )
-        elif name == "created_at":
-            columns[name] = pa.array([to_utc_naive(v) for v in values], pa.timestamp("us"))
-        elif isinstance(column.type, sa.Double):
-            columns[name] = pa.array(values, pa.float64(), from_pandas=False)
-        elif isinstance(column.type, sa.Integer):
-            columns[name] = pa.array(values, pa.int64())
-        else:
-            columns[name] = pa.array(values, pa.string())
-    return pa.table(columns)
 
 
 def _list_array(
