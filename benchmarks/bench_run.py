@@ -4,7 +4,8 @@ Prints the wall time, the time spent fitting and predicting, and the store's wor
 public `WorkspaceStore` method is wrapped with a timer, nested calls counted once). The
 store's share of the wall time (target: under 10%) is measured against a baseline in the
 same process: the same `run()` with the recording switched off, (wall - baseline) / wall.
-Both runs are repeated (`--repeat`) and the medians compared: the machine is shared.
+Both runs alternate `--repeat` times (after an untimed round) and the medians are compared:
+on a shared 2-core machine one run varies by +-20%, more than the effect measured.
 
     python benchmarks/bench_run.py [--backend duckdb|sqlite] [--samples 200] [--wavelengths 1000]
 """
@@ -129,20 +130,26 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--wavelengths", type=int, default=1000)
     parser.add_argument("--cv", type=int, default=5)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
 
     data = synthetic_nirs(args.samples, args.wavelengths, seed=0, test_fraction=0.2)
     baselines, walls = [], []
-    for _ in range(args.repeat):  # alternate, so both see the same machine load
-        baselines.append(compute_only_wall(data, args.cv))
+    # One untimed round first: one-time imports (scikit-learn's, pyarrow.compute on the first
+    # Arrow insert, ~40 ms) and caches would otherwise land on the first timed runs.
+    for i in range(args.repeat + 1):  # alternate, so both see the same machine load
+        baseline_s = compute_only_wall(data, args.cv)
+        if i:
+            baselines.append(baseline_s)
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'store.sqlite'}" if args.backend == "sqlite" else None
             with WorkspaceStore(Path(tmp) / "ws", url=url) as store:
                 timer = StoreTimer(store)
                 t0 = time.perf_counter()
                 result = run(pipelines(), data, store, cv=args.cv, verbose=0)
-                walls.append(time.perf_counter() - t0)
+                if i:
+                    walls.append(time.perf_counter() - t0)
+                store_s = timer.total  # before the check below adds to it
                 n_pred = store.query_predictions(run_id=result.run_id).num_rows
     wall, baseline = statistics.median(walls), statistics.median(baselines)
     fit = result.timings["fit_s"]
@@ -153,19 +160,27 @@ def main() -> None:
     )
     print(f"wall time           {wall:8.2f} s   (runs: {', '.join(f'{w:.2f}' for w in walls)})")
     print(f"fitting/predicting  {fit:8.2f} s  ({100 * fit / wall:5.1f}%, last run)")
-    print(f"store work          {timer.total:8.2f} s  ({100 * timer.total / wall:5.1f}%, last run)")
+    print(
+        f"store calls         {store_s:8.2f} s  ({100 * store_s / wall:5.1f}%, last run, in the "
+        "training thread; artifact files are written by background threads)"
+    )
     for name, seconds in timer.per_method.most_common():
-        print(f"  {name:<20} {seconds:7.3f} s  {timer.calls[name]:5d} calls")
-    overhead = wall - baseline
-    share = overhead / wall
+        if name != "query_predictions":
+            print(f"  {name:<20} {seconds:7.3f} s  {timer.calls[name]:5d} calls")
     print(
-        f"baseline, same run() with recording switched off: {baseline:.2f} s "
-        f"(runs: {', '.join(f'{b:.2f}' for b in baselines)}) -> the store adds {overhead:.2f} s"
+        f"baseline, same run() with recording switched off: median {baseline:.2f} s "
+        f"(runs: {', '.join(f'{b:.2f}' for b in baselines)})"
     )
+    # Run-to-run noise on a shared 2-core machine (OpenBLAS threads) is larger than the
+    # effect: the target is judged on the medians of many alternated runs.
+    share = (wall - baseline) / wall
+    paired = statistics.median((w - b) / w for w, b in zip(walls, baselines, strict=True))
     print(
-        f"store share of wall time (wall - baseline) / wall: {100 * share:.1f}% (target < 10%): "
-        + ("OK" if share < 0.10 else "ABOVE TARGET")
+        f"store share of wall time (wall - baseline) / wall, medians: {100 * share:.1f}% "
+        f"(target < 10%): " + ("OK" if share < 0.10 else "ABOVE TARGET")
     )
+    print(f"  median of the {len(walls)} paired shares: {100 * paired:.1f}%")
+
 
 if __name__ == "__main__":
     main()
