@@ -46,6 +46,15 @@ def traceback_excerpt(limit: int = 2000) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
+def check_commit_every(value: Any) -> float:
+    """Seconds, >= 0 (0: commit every pipeline on its own)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"commit_every must be a number of seconds, got {value!r}")
+    if not value >= 0:
+        raise ValueError(f"commit_every must be >= 0 seconds, got {value!r}")
+    return float(value)
+
+
 @dataclass
 class FittedPipeline:
     """Everything one (pipeline, dataset) produced, until it is committed.
@@ -95,12 +104,8 @@ class Recorder:
         commit_every: float = DEFAULT_COMMIT_EVERY,
         on_failed: Callable[[FittedPipeline, str], None] = lambda item, why: None,
     ) -> None:
-        if isinstance(commit_every, bool) or not isinstance(commit_every, (int, float)):
-            raise TypeError(f"commit_every must be seconds (a number), got {commit_every!r}")
-        if not commit_every >= 0:
-            raise ValueError(f"commit_every must be >= 0 seconds, got {commit_every!r}")
         self.store = store
-        self.commit_every = float(commit_every)
+        self.commit_every = check_commit_every(commit_every)
         self.on_failed = on_failed
         self.pending: list[FittedPipeline] = []
         self.oldest = 0.0

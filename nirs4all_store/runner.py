@@ -34,7 +34,13 @@ import pyarrow as pa
 
 from .datasets import Dataset, as_datasets
 from .progress import Progress, format_table
-from .recording import DEFAULT_COMMIT_EVERY, FittedPipeline, Recorder, traceback_excerpt
+from .recording import (
+    DEFAULT_COMMIT_EVERY,
+    FittedPipeline,
+    Recorder,
+    check_commit_every,
+    traceback_excerpt,
+)
 from .store import WorkspaceStore
 
 __all__ = [
@@ -584,6 +590,7 @@ def run(
         raise ValueError(
             f"task_type must be 'regression', 'classification' or None, got {task_type!r}"
         )
+    check_commit_every(commit_every)
     if verbose not in (0, 1, 2, True, False):
         raise ValueError(f"verbose must be 0 or 1, got {verbose!r}")
     tasks = [_task_of(p, task_type) for p in pipelines]

@@ -567,3 +567,59 @@ def test_written_files_follow_the_umask(store: WorkspaceStore, tmp_path: Path) -
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+# -- staged artifacts (files written in the background, rows recorded later) ---------------
+
+
+def test_staged_artifacts_record_like_saved_ones(store: WorkspaceStore) -> None:
+    models = [fitted_pls(seed) for seed in range(3)]
+    first = store.stage_artifacts([(m, "PLSRegression", "model", "pickle") for m in models[:2]])
+    second = store.stage_artifacts([(models[2], "PLSRegression", "model", "pickle")])
+    combined = first + second
+    assert len(combined) == 3
+    ids = store.save_artifacts(combined)
+    assert ids == store.save_artifacts([(m, "PLSRegression", "model", "pickle") for m in models])
+    for model, artifact_id in zip(models, ids, strict=True):
+        row = store.get_artifact(artifact_id)
+        assert row["format"] == "pickle" and row["operator_class"] == "PLSRegression"
+        assert store.get_artifact_path(artifact_id).is_file()
+        loaded = store.load_artifact(artifact_id)
+        assert np.array_equal(loaded.coef_, model.coef_)
+    assert store.verify().ok
+
+
+def test_staged_file_removed_before_recording_is_written_again(store: WorkspaceStore) -> None:
+    """A concurrent delete of the same bytes (gc, delete_run) may remove a staged file before
+    its row exists: recording it writes it again, under the shared lock."""
+    model = fitted_pls(7)
+    staged = store.stage_artifacts([(model, "PLSRegression", "model")])
+    content_hash, relpath = staged.writes[0].result()
+    staged_path = store.artifacts_path / relpath
+    staged_path.unlink()
+    [artifact_id] = store.save_artifacts(staged)
+    assert store.get_artifact_path(artifact_id) == staged_path and staged_path.is_file()
+    assert files.sha256_file(staged_path) == content_hash
+    assert np.array_equal(store.load_artifact(artifact_id).coef_, model.coef_)
+
+
+def test_staging_refuses_what_cannot_be_serialised_and_writes_nothing(
+    store: WorkspaceStore,
+) -> None:
+    import threading
+
+    with pytest.raises(TypeError, match="pickle"):
+        store.stage_artifacts([(fitted_pls(), "PLS", "model"), (threading.Lock(), "Lock", "x")])
+    with pytest.raises(ValueError, match="unsupported artifact format"):
+        store.stage_artifacts([(fitted_pls(), "PLS", "model", "npz")])
+    store.close()  # waits for any background write
+    assert list(files.ArtifactFiles(store.artifacts_path).iter_files()) == []
+
+
+def test_close_waits_for_staged_writes(store: WorkspaceStore) -> None:
+    staged = store.stage_artifacts([(fitted_pls(seed), "PLS", "model") for seed in range(4)])
+    store.close()
+    assert all(write.done() for write in staged.writes)
+    for write in staged.writes:
+        _, relpath = write.result()
+        assert (store.artifacts_path / relpath).is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 import numpy as np
@@ -565,3 +566,93 @@ def test_parents_checked_once_per_transaction_are_checked_again_after_a_delete(
     assert store.get_pipeline(pid)["status"] == "completed"
     assert store.query_predictions(pipeline_id=pid).column("chain_id").to_pylist() == [chain]
     assert store.verify().ok
+
+
+def test_bulk_pipelines_chains_and_logs_all_or_nothing(store: WorkspaceStore) -> None:
+    run_id = store.begin_run("r")
+    artifact = store.save_artifact({"w": 1}, "Model", "model")
+    records = [
+        {"run_id": run_id, "name": "done", "dataset_name": "d", "status": "completed",
+         "best_val": 0.25, "metric": "rmse", "duration_ms": 12.0},
+        {"run_id": run_id, "name": "broken", "status": "failed", "error": "Traceback: boom"},
+        {"run_id": run_id, "name": "open"},
+    ]  # fmt: skip
+    done, broken, running = store.save_pipelines(records)
+    rows = {p["pipeline_id"]: p for p in store.list_pipelines(run_id=run_id).to_pylist()}
+    assert rows[done]["status"] == "completed" and rows[done]["best_val"] == 0.25
+    assert rows[done]["completed_at"] is not None
+    assert rows[broken]["status"] == "failed" and rows[broken]["error"] == "Traceback: boom"
+    assert rows[running]["status"] == "running" and rows[running]["completed_at"] is None
+
+    chain_ids = store.save_chains(
+        [
+            {"pipeline_id": pid, "steps": [], "model_step_idx": 0, "model_class": "M",
+             "fold_artifacts": {"fold_0": artifact}, "shared_artifacts": {"0": artifact}}
+            for pid in (done, running)
+        ]
+    )  # fmt: skip
+    assert [store.get_chain(c)["pipeline_id"] for c in chain_ids] == [done, running]
+    assert store.get_artifact(artifact)["ref_count"] == 2  # once per chain, however named
+    log_ids = store.save_logs(
+        [{"pipeline_id": done, "step_idx": 0, "event": "end"},
+         {"pipeline_id": running, "step_idx": 1, "event": "start", "level": "warning"}]
+    )  # fmt: skip
+    assert len(set(log_ids)) == 2
+    assert store.get_pipeline_log(running).column("level").to_pylist() == ["warning"]
+
+    # One bad record: nothing of the batch is written, the error names the culprit.
+    with pytest.raises(KeyError, match="unknown run_id"):
+        store.save_pipelines([{"run_id": run_id, "name": "x"}, {"run_id": "nope", "name": "y"}])
+    with pytest.raises(ValueError, match="status must be one of"):
+        store.save_pipelines([{"run_id": run_id, "name": "x", "status": "paused"}])
+    with pytest.raises(ValueError, match="error"):
+        store.save_pipelines([{"run_id": run_id, "name": "x", "status": "failed"}])
+    with pytest.raises(KeyError, match="unknown artifact"):
+        store.save_chains(
+            [{"pipeline_id": done, "steps": [], "model_step_idx": 0, "model_class": "M"},
+             {"pipeline_id": done, "steps": [], "model_step_idx": 0, "model_class": "M",
+              "fold_artifacts": {"fold_0": "ghost"}}]
+        )  # fmt: skip
+    with pytest.raises(KeyError, match="unknown pipeline_id"):
+        store.save_logs([{"pipeline_id": done, "step_idx": 0, "event": "e"},
+                         {"pipeline_id": "nope", "step_idx": 0, "event": "e"}])  # fmt: skip
+    with pytest.raises(ValueError, match="unknown log fields"):
+        store.save_logs([{"pipeline_id": done, "step_idx": 0, "event": "e", "colour": 1}])
+    with pytest.raises(TypeError, match="sequence of dicts"):
+        store.save_chains({"pipeline_id": done})  # type: ignore[arg-type]
+    assert store.list_pipelines(run_id=run_id).num_rows == 3
+    assert store.get_chains_for_pipeline(done).num_rows == 1
+    assert store.get_artifact(artifact)["ref_count"] == 2
+    assert store.get_pipeline_log(done).num_rows == 1
+    assert store.verify().ok
+
+
+def test_bulk_inserts_above_the_arrow_threshold_keep_every_value(store: WorkspaceStore) -> None:
+    """From ARROW_MIN_ROWS rows DuckDB inserts through Arrow: JSON, timestamps (UTC, any time
+    zone), NULLs and numbers come back as they went in, as through the row-by-row path."""
+    from nirs4all_store.repositories.base import ARROW_MIN_ROWS
+
+    run_id = store.begin_run("r")
+    n = ARROW_MIN_ROWS + 4
+    config = {"steps": [{"class": "PLS", "params": {"n": 3, "scale": True, "tol": 1e-06}}]}
+    pids = store.save_pipelines(
+        [{"run_id": run_id, "name": f"p{i}", "expanded_config": config, "dataset_hash": None,
+          "status": "completed", "best_val": None if i % 2 else i / 3}
+         for i in range(n)]
+    )  # fmt: skip
+    [single] = store.save_pipelines([{"run_id": run_id, "name": "one", "expanded_config": config}])
+    rows = {pid: store.get_pipeline(pid) for pid in [*pids, single]}
+    for i, pid in enumerate(pids):
+        assert rows[pid]["expanded_config"] == config
+        assert rows[pid]["best_val"] == (None if i % 2 else i / 3)
+        assert rows[pid]["dataset_hash"] is None
+        assert rows[pid]["created_at"].utcoffset().total_seconds() == 0
+    bulk_created = rows[pids[0]]["created_at"]
+    assert abs((rows[single]["created_at"] - bulk_created).total_seconds()) < 60
+    store.save_logs(
+        [{"pipeline_id": pids[0], "step_idx": i, "event": "end", "details": {"i": i, "x": None}}
+         for i in range(n)]
+    )  # fmt: skip
+    details = store.get_pipeline_log(pids[0]).column("details").to_pylist()
+    decoded = [json.loads(d) if isinstance(d, str) else d for d in details]
+    assert sorted(decoded, key=lambda d: d["i"]) == [{"i": i, "x": None} for i in range(n)]

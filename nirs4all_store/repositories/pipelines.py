@@ -79,8 +79,8 @@ class PipelineRepository:
         """A clean pipelines row: a running one, or one that already finished (status
         'completed', or 'failed' with its `error`)."""
         check_choice("status", status, PIPELINE_STATUSES)
-        if status == "failed":
-            check_text("error", error)
+        if status == "failed" and not (isinstance(error, str) and error.strip()):
+            raise ValueError(f"a failed pipeline needs its error text, got error={error!r}")
         now = utcnow()
         return {
             "pipeline_id": check_id("pipeline_id", pipeline_id) if pipeline_id else new_id(),
