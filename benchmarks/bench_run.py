@@ -107,21 +107,21 @@ class StoreTimer:
 
 
 def compute_only_wall(data: Any, cv: int) -> float:
-    """Wall time of the same run() with the recording switched off (the recorder's commit
-    does nothing): what the training costs without the store."""
-    original = Recorder._commit
+    """Wall time of the same run() with the recording switched off: fitted pipelines are
+    dropped as they come (no staged artifact files, no commit). What training costs alone."""
+    original = Recorder.add
 
-    def record_nothing(self: Any, items: Any) -> None:
+    def record_nothing(self: Any, item: Any) -> None:
         return None
 
-    Recorder._commit = record_nothing  # type: ignore[method-assign]
+    Recorder.add = record_nothing  # type: ignore[method-assign]
     try:
         with tempfile.TemporaryDirectory() as tmp, WorkspaceStore(Path(tmp) / "ws") as store:
             t0 = time.perf_counter()
             run(pipelines(), data, store, cv=cv, verbose=0)
             return time.perf_counter() - t0
     finally:
-        Recorder._commit = original  # type: ignore[method-assign]
+        Recorder.add = original  # type: ignore[method-assign]
 
 
 def main() -> None:

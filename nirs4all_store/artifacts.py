@@ -14,11 +14,8 @@ import contextlib
 import hashlib
 import io
 import pickle
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +73,6 @@ def relative_path(content_hash: str, fmt: str) -> str:
 
 
 _IO_POOL_SIZE = 8
-_STAGE_THREADS = 2
 
 
 def put_many(target: ArtifactFiles, items: list[tuple[bytes, str]]) -> list[tuple[str, str]]:
@@ -86,6 +82,8 @@ def put_many(target: ArtifactFiles, items: list[tuple[bytes, str]]) -> list[tupl
     if len(items) <= 1:
         stored = [target.put(data, fmt, sync_dir=False) for data, fmt in items]
     else:
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=min(_IO_POOL_SIZE, len(items))) as pool:
             stored = list(
                 pool.map(lambda item: target.put(item[0], item[1], sync_dir=False), items)
@@ -95,63 +93,11 @@ def put_many(target: ArtifactFiles, items: list[tuple[bytes, str]]) -> list[tupl
     return stored
 
 
-@dataclass
-class StagedArtifacts:
-    """Objects serialised by `WorkspaceStore.stage_artifacts`, their files being written in
-    the background. `save_artifacts(staged)` waits for the files and records the rows."""
-
-    meta: list[tuple[str | None, str | None, str]]  # (operator_class, artifact_type, format)
-    blobs: list[bytes]
-    writes: list[Future[tuple[str, str]]]  # (sha256, relative path) of each blob
-
-    def __add__(self, other: StagedArtifacts) -> StagedArtifacts:
-        return StagedArtifacts(
-            self.meta + other.meta, self.blobs + other.blobs, self.writes + other.writes
-        )
-
-    def __len__(self) -> int:
-        return len(self.blobs)
-
-
 class ArtifactFiles:
     """The artifacts folder of a workspace."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self._stager: ThreadPoolExecutor | None = None
-        self._stager_lock = threading.Lock()
-
-    def stage(self, data: bytes, fmt: str) -> Future[tuple[str, str]]:
-        """`put` in a background thread (hashing, writing and fsync release the GIL)."""
-        with self._stager_lock:
-            if self._stager is None:
-                self._stager = ThreadPoolExecutor(
-                    max_workers=_STAGE_THREADS, thread_name_prefix="nirs4all-artifacts"
-                )
-            return self._stager.submit(self.put, data, fmt)
-
-    def settle(self, staged: StagedArtifacts) -> list[tuple[str, str]]:
-        """Wait for staged writes; write again (here) any that failed or whose file is gone
-        or of another size since (a concurrent delete of the same bytes). Call it under the
-        shared artifact lock, so that what it checked stays true until the rows commit."""
-        stored = []
-        for blob, (_, _, fmt), write in zip(staged.blobs, staged.meta, staged.writes, strict=True):
-            try:
-                content_hash, relpath = write.result()
-                intact = self.path(relpath).stat().st_size == len(blob)
-            except Exception:  # the background write failed: its error surfaces below if real
-                intact = False
-            if not intact:
-                content_hash, relpath = self.put(blob, fmt)
-            stored.append((content_hash, relpath))
-        return stored
-
-    def close(self) -> None:
-        """Finish the staged writes and stop the background threads."""
-        with self._stager_lock:
-            stager, self._stager = self._stager, None
-        if stager is not None:
-            stager.shutdown(wait=True)
 
     def path(self, relpath: str) -> Path:
         return self.root / relpath

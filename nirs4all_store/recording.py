@@ -5,9 +5,7 @@ one transaction per pipeline cost ~35 ms of store work per pipeline (about 7 dur
 files, ~10 statements and a commit), as much as fitting it, and a writer thread did not hide it
 (it shares the GIL and the cores with fitting). A group of pipelines is recorded with the same
 public calls a user would make, but each call takes the whole group: one `save_artifacts`, one
-`save_chains`, one `save_predictions`, one `save_logs`, in ONE transaction. The artifact
-files are staged as soon as a pipeline is fitted (`stage_artifacts`): their hashing, writing
-and fsync run in background threads while the next pipeline fits.
+`save_chains`, one `save_predictions`, one `save_logs`, in ONE transaction.
 
 A group is committed when it is `commit_every` seconds old, when it holds `MAX_GROUP`
 pipelines, and when the run ends (or is interrupted). A crash loses at most the group held in
@@ -18,15 +16,12 @@ estimator that cannot be pickled) fails alone, like a pipeline that cannot be fi
 
 from __future__ import annotations
 
-import functools
-import operator
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .artifacts import StagedArtifacts
 from .store import WorkspaceStore
 
 #: Fitted steps are stored as plain pickles: the C pickler serialises a PLS model ~6x faster
@@ -75,7 +70,6 @@ class FittedPipeline:
     predictions: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
     completion: dict[str, Any] = field(default_factory=dict)  # `complete_pipeline` kwargs
-    staged: StagedArtifacts | None = None  # `objects`, serialised, files being written
 
     def chain_record(self, artifact_ids: dict[str, str]) -> dict[str, Any]:
         """The `save_chains` record, given the artifact id saved for each object key."""
@@ -112,18 +106,7 @@ class Recorder:
         self.commits = 0
 
     def add(self, item: FittedPipeline) -> None:
-        """Hold a pipeline, its artifact files already being written; commit if due."""
-        if item.error is None:
-            try:
-                item.staged = self.store.stage_artifacts(
-                    [
-                        (obj, operator_class, kind, ARTIFACT_FORMAT)
-                        for _, obj, operator_class, kind in item.objects
-                    ]
-                )
-            except Exception as exc:  # e.g. a fitted step that cannot be pickled
-                item.error = traceback_excerpt()
-                item.error_summary = f"{type(exc).__name__}: {exc}"
+        """Hold a pipeline; commit the group if it is due."""
         if not self.pending:
             self.oldest = time.monotonic()
         self.pending.append(item)
@@ -160,8 +143,15 @@ class Recorder:
                 ]
             )
             if fitted:
-                staged = [item.staged for item in fitted if item.staged is not None]
-                ids = iter(store.save_artifacts(functools.reduce(operator.add, staged)))
+                ids = iter(
+                    store.save_artifacts(
+                        [
+                            (obj, operator_class, kind, ARTIFACT_FORMAT)
+                            for item in fitted
+                            for _, obj, operator_class, kind in item.objects
+                        ]
+                    )
+                )
                 chain_ids = store.save_chains(
                     [
                         item.chain_record({key: next(ids) for key, *_ in item.objects})

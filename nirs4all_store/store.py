@@ -114,7 +114,6 @@ class WorkspaceStore:
         if self._closed:
             return
         self._closed = True
-        self._files.close()
         if self._owns_engine:
             self.engine.dispose()
 
@@ -565,49 +564,27 @@ class WorkspaceStore:
         """
         return self.save_artifacts([(obj, operator_class, artifact_type, format)])[0]
 
-    def stage_artifacts(self, items: Sequence[Any]) -> files.StagedArtifacts:
-        """Serialise `items` (as `save_artifacts`) now; write their files in the background.
-
-        `save_artifacts(staged)` records them later, waiting for the files: the durable
-        writes overlap whatever the caller does meanwhile (`run()` fits the next pipeline).
-        Until recorded they are orphan files, which `verify(repair=True)` spares for its
-        grace period; anything removed meanwhile is written again when they are recorded.
-        """
-        self._check_open()
-        prepared = [_artifact_item(i, item) for i, item in enumerate(items)]
-        blobs = [files.serialize(obj, fmt) for obj, _, _, fmt in prepared]
-        writes = [self._files.stage(blob, p[3]) for blob, p in zip(blobs, prepared, strict=True)]
-        return files.StagedArtifacts([p[1:] for p in prepared], blobs, writes)
-
-    def save_artifacts(self, items: Sequence[Any] | files.StagedArtifacts) -> list[str]:
+    def save_artifacts(self, items: Sequence[Any]) -> list[str]:
         """`save_artifact` for many objects at once: one lookup, one insert, one commit.
 
         Each item is `(obj, operator_class, artifact_type[, format])` or a dict with those
-        keys (`obj` required, `format` defaults to "joblib"), or `items` is what
-        `stage_artifacts` returned. Returns the ids in order.
+        keys (`obj` required, `format` defaults to "joblib"). Returns the ids in order.
         """
-        if isinstance(items, files.StagedArtifacts):
-            staged = items
-        else:
-            prepared = [_artifact_item(i, item) for i, item in enumerate(items)]
-            blobs = [files.serialize(obj, fmt) for obj, _, _, fmt in prepared]
-            staged = files.StagedArtifacts([p[1:] for p in prepared], blobs, [])
-        meta, blobs = staged.meta, staged.blobs
+        prepared = [_artifact_item(i, item) for i, item in enumerate(items)]
+        blobs = [files.serialize(obj, fmt) for obj, _, _, fmt in prepared]
 
         def work(s: Session) -> list[str]:
             repo = ArtifactRepository(s)
             existing = repo.find_by_hashes(keys)
             new: dict[tuple[str, str], dict[str, Any]] = {}
-            for (operator_class, artifact_type, _), blob, key, relpath in zip(
-                meta, blobs, keys, relpaths, strict=True
-            ):
+            for obj_meta, blob, key, relpath in zip(prepared, blobs, keys, relpaths, strict=True):
                 if key not in existing and key not in new:
                     new[key] = {
                         "artifact_id": artifact_id_for(*key),
                         "artifact_path": relpath,
                         "content_hash": key[0],
-                        "operator_class": operator_class,
-                        "artifact_type": artifact_type,
+                        "operator_class": obj_meta[1],
+                        "artifact_type": obj_meta[2],
                         "format": key[1],
                         "size_bytes": len(blob),
                     }
@@ -620,13 +597,14 @@ class WorkspaceStore:
             return [ids[key] for key in keys]
 
         with self._artifact_lock.shared():
-            if staged.writes:
-                stored = self._files.settle(staged)
-            else:
-                stored = files.put_many(
-                    self._files, [(blob, m[2]) for m, blob in zip(meta, blobs, strict=True)]
-                )
-            keys = [(h, m[2]) for (h, _), m in zip(stored, meta, strict=True)]
+            stored = files.put_many(
+                self._files,
+                [(blob, fmt) for (_, _, _, fmt), blob in zip(prepared, blobs, strict=True)],
+            )
+            keys = [
+                (content_hash, fmt)
+                for (content_hash, _), (_, _, _, fmt) in zip(stored, prepared, strict=True)
+            ]
             relpaths = [relpath for _, relpath in stored]
             return self._run("save_artifacts", work, retry_integrity=True)
 
