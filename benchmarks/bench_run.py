@@ -161,8 +161,8 @@ def main() -> None:
     print(f"wall time           {wall:8.2f} s   (runs: {', '.join(f'{w:.2f}' for w in walls)})")
     print(f"fitting/predicting  {fit:8.2f} s  ({100 * fit / wall:5.1f}%, last run)")
     print(
-        f"store calls         {store_s:8.2f} s  ({100 * store_s / wall:5.1f}%, last run, in the "
-        "training thread; artifact files are written by background threads)"
+        f"store calls         {store_s:8.2f} s  ({100 * store_s / wall:5.1f}%, last run; "
+        "save_artifacts includes serialising, hashing, writing and fsyncing the files)"
     )
     for name, seconds in timer.per_method.most_common():
         if name != "query_predictions":
