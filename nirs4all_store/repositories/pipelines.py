@@ -36,26 +36,9 @@ class PipelineRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def create(
-        self,
-        run_id: str,
-        name: str,
-        expanded_config: Any = None,
-        generator_choices: Any = None,
-        dataset_name: str = "",
-        dataset_hash: str | None = None,
-        *,
-        pipeline_id: str | None = None,
-    ) -> str:
-        row = self.validate(
-            run_id,
-            name,
-            expanded_config,
-            generator_choices,
-            dataset_name,
-            dataset_hash,
-            pipeline_id=pipeline_id,
-        )
+    def create(self, *args: Any, **kwargs: Any) -> str:
+        """Insert one pipeline (arguments as `validate`); returns its id."""
+        row = self.validate(*args, **kwargs)
         self.insert_many([row])
         return str(row["pipeline_id"])
 
