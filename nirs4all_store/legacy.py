@@ -65,6 +65,7 @@ from .legacy_schema import (
 )
 from .models import Base
 from .repositories.chains import artifact_refs as chain_artifact_ids
+from .repositories.predictions import NATURAL_KEY_SQL
 
 ADOPTING_SUFFIX = ".adopting"
 ADOPTED_SUFFIX = ".adopted"
@@ -412,7 +413,9 @@ def _inspect(con: duckdb.DuckDBPyConnection, db: Path, written_by: str | None) -
             rows=con.execute(f"SELECT count(*) FROM old.main.{_q(table)}").fetchone()[0],
             extra_columns=tuple(c for c in LEGACY_EXTRA_COLUMNS.get(table, ()) if c in legacy),
             missing_columns=tuple(
-                n for n, _ in target if n not in legacy and n not in ("ref_count", "referenced_at")
+                n
+                for n, _ in target
+                if n not in legacy and n not in ("ref_count", "referenced_at", "natural_key")
             ),
         )
         for name, nullable in target:
@@ -444,6 +447,16 @@ def _inspect(con: duckdb.DuckDBPyConnection, db: Path, written_by: str | None) -
                 f"prediction_arrays.y_proba of {len(bad)} prediction(s) ({', '.join(bad[:5])}) "
                 "is not n_samples x n_classes (its length is not a multiple of len(y_pred))"
             )
+    duplicates = con.execute(
+        f"SELECT pipeline_id, chain_id, fold_id, partition, model_name, branch_id, count(*) "
+        f"FROM old.main.predictions GROUP BY {NATURAL_KEY_SQL}, pipeline_id, chain_id, "
+        "fold_id, partition, model_name, branch_id HAVING count(*) > 1 LIMIT 5"
+    ).fetchall()
+    if duplicates:
+        problems.append(
+            "several predictions share one natural key (pipeline, chain, fold, partition, "
+            f"model, branch), e.g. {duplicates!r}; the new schema stores each once"
+        )
     for table in ("predictions", "prediction_arrays"):  # UUID keys on DuckDB (revision 0005)
         bad = [
             repr(pid)
@@ -511,6 +524,8 @@ def _select_expr(
 ) -> str:
     if table == "artifacts" and name == "ref_count":
         return "0"
+    if table == "predictions" and name == "natural_key":
+        return NATURAL_KEY_SQL
     if name not in legacy:
         if nullable:
             return "NULL"

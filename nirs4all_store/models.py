@@ -47,11 +47,45 @@ def fk(column: str, target: str) -> sa.ForeignKeyConstraint:
     return constraint
 
 
+def _only_on_duckdb(ddl: Any, target: Any, bind: Any, **kw: Any) -> bool:
+    return not _not_on_duckdb(ddl, target, bind, **kw)
+
+
+def unique_on_duckdb(column: str, name: str) -> sa.UniqueConstraint:
+    """A UNIQUE constraint in DuckDB's CREATE TABLE; elsewhere `unique_index` does the job
+    (SQLite cannot add a constraint to an existing table, but it can add an index)."""
+    constraint = sa.UniqueConstraint(column, name=name, info={SKIP_ON: ("sqlite", "postgresql")})
+    constraint.ddl_if(callable_=_only_on_duckdb)
+    return constraint
+
+
+def unique_index(column: str) -> sa.Index:
+    """A unique index for SQLite/PostgreSQL; DuckDB gets `unique_on_duckdb` instead."""
+    idx = sa.Index(None, column, unique=True, info={SKIP_ON: ("duckdb",)})
+    idx.ddl_if(callable_=_not_on_duckdb)
+    return idx
+
+
 def index(*columns: str) -> sa.Index:
     """A secondary index for SQLite/PostgreSQL (FK lookups, cascades); skipped on DuckDB."""
     idx = sa.Index(None, *columns, info={SKIP_ON: ("duckdb",)})
     idx.ddl_if(callable_=_not_on_duckdb)
     return idx
+
+
+def _legacy_natural_key() -> sa.UniqueConstraint:
+    constraint = sa.UniqueConstraint(
+        "pipeline_id",
+        "chain_id",
+        "fold_id",
+        "partition",
+        "model_name",
+        "branch_id",
+        name="uq_predictions_natural_key",
+        info={SKIP_ON: ("duckdb",)},
+    )
+    constraint.ddl_if(callable_=_not_on_duckdb)
+    return constraint
 
 
 class Base(DeclarativeBase):
@@ -133,15 +167,14 @@ class Prediction(Base):
     __table_args__ = (
         fk("pipeline_id", "pipelines.pipeline_id"),
         fk("chain_id", "chains.chain_id"),
-        sa.UniqueConstraint(
-            "pipeline_id",
-            "chain_id",
-            "fold_id",
-            "partition",
-            "model_name",
-            "branch_id",
-            name="uq_predictions_natural_key",
-        ),
+        # One prediction per (pipeline, chain, fold, partition, model, branch). A UNIQUE over
+        # those columns lets rows with a NULL chain or branch repeat (NULLs are distinct), so
+        # the key is also stored as one value, `natural_key` (revision 0005), unique
+        # everywhere. SQLite/PostgreSQL keep the revision-0001 constraint too (SQLite cannot
+        # drop it in place); DuckDB's table was rebuilt without it.
+        _legacy_natural_key(),
+        unique_on_duckdb("natural_key", name="uq_predictions_natural_key_uuid"),
+        unique_index("natural_key"),
         index("chain_id"),
         index("dataset_name", "partition"),
     )
@@ -170,6 +203,7 @@ class Prediction(Base):
     exclusion_rate: Mapped[float | None] = mapped_column(sa.Double)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     refit_context: Mapped[str | None] = mapped_column(sa.String)  # legacy (revision 0002)
+    natural_key: Mapped[str | None] = mapped_column(UUIDString)  # revision 0005
 
 
 class PredictionArrays(Base):

@@ -567,4 +567,3 @@ def test_written_files_follow_the_umask(store: WorkspaceStore, tmp_path: Path) -
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
     assert target.stat().st_mode & 0o777 == 0o644
-

@@ -8,8 +8,10 @@ Backends are parametrised by URL (`backend_url`): adding PostgreSQL is one more 
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,8 @@ from nirs4all_store.db.duckdb_reflection import (
     split_index_expressions,
 )
 from nirs4all_store.db.engine import create_store_engine, duckdb_url
-from nirs4all_store.models import Base
+from nirs4all_store.models import SKIP_ON, Base
+from nirs4all_store.repositories.predictions import natural_key
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -257,13 +260,18 @@ def test_changed_nullability_is_detected(migrated: Engine) -> None:
 def test_changed_unique_constraint_is_detected(migrated: Engine) -> None:
     metadata = copy_metadata()
     predictions = metadata.tables["predictions"]
-    natural_key = next(c for c in predictions.constraints if isinstance(c, sa.UniqueConstraint))
+    dialect = migrated.dialect.name
+    natural_key = next(  # the one this backend has (DuckDB: on natural_key, elsewhere 6 columns)
+        c
+        for c in predictions.constraints
+        if isinstance(c, sa.UniqueConstraint) and dialect not in c.info.get(SKIP_ON, ())
+    )
     predictions.constraints.remove(natural_key)
     predictions.append_constraint(
-        sa.UniqueConstraint("pipeline_id", "fold_id", name="uq_predictions_natural_key")
+        sa.UniqueConstraint("pipeline_id", "fold_id", name="uq_predictions_changed")
     )
     kinds = diff_kinds(schema_diff(migrated, metadata))
-    assert ("add_constraint", "predictions", "uq_predictions_natural_key") in kinds
+    assert ("add_constraint", "predictions", "uq_predictions_changed") in kinds
     assert any(k[0] == "remove_constraint" and k[1] == "predictions" for k in kinds)
 
 
@@ -325,6 +333,7 @@ def test_duckdb_reflects_indexes_constraints_and_views(duck: Engine) -> None:
         conn.exec_driver_sql('CREATE INDEX ix_probe ON predictions("partition", dataset_name)')
         conn.exec_driver_sql("CREATE UNIQUE INDEX ux_probe ON artifacts ((lower(format)))")
         conn.exec_driver_sql("CREATE TABLE probe (a INTEGER CHECK (a > 0), b DOUBLE[3])")
+        conn.exec_driver_sql("CREATE TABLE probe_pair (x INTEGER, y VARCHAR, UNIQUE (y, x))")
     with duck.connect() as conn:
         inspector = sa.inspect(conn)
         assert inspector.get_indexes("predictions") == [
@@ -339,7 +348,10 @@ def test_duckdb_reflects_indexes_constraints_and_views(duck: Engine) -> None:
         assert expression_index["unique"] is True
         assert expression_index["column_names"] == [None]
         assert [u["column_names"] for u in inspector.get_unique_constraints("predictions")] == [
-            ["pipeline_id", "chain_id", "fold_id", "partition", "model_name", "branch_id"]
+            ["natural_key"]
+        ]
+        assert [u["column_names"] for u in inspector.get_unique_constraints("probe_pair")] == [
+            ["y", "x"]
         ]
         assert [c["sqltext"] for c in inspector.get_check_constraints("probe")] == ["(a > 0)"]
         assert inspector.get_pk_constraint("runs")["constrained_columns"] == ["run_id"]
@@ -570,3 +582,117 @@ def test_varchar_prediction_ids_are_reported_against_the_models(
         assert kinds == [("modify_type", "predictions", "prediction_id")]
     else:  # text ids elsewhere: the same model type
         assert kinds == []
+
+
+def _at_0004_with_key_rows(
+    backend: str,
+    tmp_path: Path,
+    engine_factory: Callable[[str], Engine],
+    request: pytest.FixtureRequest,
+    rows: list[tuple[str, str, int | None]],
+) -> Engine:
+    """A database at 0004 with a run, a pipeline and predictions (fold, partition, branch);
+    no chain, as many rows have (foreign keys hold on SQLite and PostgreSQL)."""
+    engine = engine_factory(make_url(backend, tmp_path, request))
+    migrate.upgrade(engine, "0004")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO runs (run_id, name, status, created_at) "
+                "VALUES ('r', 'run', 'completed', :now)"
+            ),
+            {"now": dt.datetime(2026, 1, 1)},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO pipelines (pipeline_id, run_id, name, dataset_name, status, "
+                "created_at) VALUES ('p', 'r', 'pipe', 'd', 'completed', :now)"
+            ),
+            {"now": dt.datetime(2026, 1, 1)},
+        )
+        for fold, partition, branch in rows:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO predictions (prediction_id, pipeline_id, chain_id, dataset_name,"
+                    " model_name, model_class, fold_id, partition, metric, task_type, branch_id,"
+                    " created_at) VALUES (:pid, 'p', NULL, 'd', 'PLS', 'PLSRegression', :fold,"
+                    " :partition, 'rmse', 'regression', :branch, :now)"
+                ),
+                {
+                    "pid": str(uuid.uuid4()),
+                    "fold": fold,
+                    "partition": partition,
+                    "branch": branch,
+                    "now": dt.datetime(2026, 1, 1),
+                },
+            )
+    return engine
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0005_gives_every_prediction_its_natural_key(
+    backend: str,
+    tmp_path: Path,
+    engine_factory: Callable[[str], Engine],
+    request: pytest.FixtureRequest,
+) -> None:
+    rows = [("fold_0", "val", None), ("fold_0", "test", None), ("fold_1", "val", 2)]
+    engine = _at_0004_with_key_rows(backend, tmp_path, engine_factory, request, rows)
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT fold_id, partition, branch_id, natural_key FROM predictions")
+        ).all()
+    assert sorted(((f, p, b) for f, p, b, _ in stored), key=repr) == sorted(rows, key=repr)
+    for fold, partition, branch, key in stored:
+        assert str(key) == natural_key("p", None, fold, partition, "PLS", branch)
+    assert schema_diff(engine) == []
+    migrate.downgrade(engine, "0004")
+    with engine.connect() as conn:
+        assert "natural_key" not in {c["name"] for c in sa.inspect(conn).get_columns("predictions")}
+        assert conn.execute(sa.text("SELECT count(*) FROM predictions")).scalar_one() == 3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0005_refuses_predictions_stored_twice_and_changes_nothing(
+    backend: str,
+    tmp_path: Path,
+    engine_factory: Callable[[str], Engine],
+    request: pytest.FixtureRequest,
+) -> None:
+    """Two rows with one natural key slipped past the revision-0001 UNIQUE (a NULL branch
+    and chain): the upgrade names them and leaves the database at 0004, untouched."""
+    rows = [("fold_0", "val", None), ("fold_0", "val", None), ("fold_1", "val", None)]
+    engine = _at_0004_with_key_rows(backend, tmp_path, engine_factory, request, rows)
+    with pytest.raises(RuntimeError, match=r"share one natural key.*'fold_0', 'val'"):
+        migrate.upgrade(engine)
+    with engine.connect() as conn:
+        assert migrate.current_revision(conn) == "0004"
+        assert "natural_key" not in {c["name"] for c in sa.inspect(conn).get_columns("predictions")}
+        assert conn.execute(sa.text("SELECT count(*) FROM predictions")).scalar_one() == 3
+
+
+def test_migration_natural_key_is_the_package_one() -> None:
+    """Revision 0005 keeps frozen copies of the key function and its DuckDB SQL twin."""
+    import importlib.util
+
+    from nirs4all_store.repositories.predictions import NATURAL_KEY_SQL
+
+    path = migrate.migrations_dir() / "versions" / "0005_duckdb_uuid_prediction_ids.py"
+    spec = importlib.util.spec_from_file_location("rev0005", path)
+    assert spec is not None and spec.loader is not None
+    rev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rev)
+    assert rev.NATURAL_KEY_SQL == NATURAL_KEY_SQL
+    import duckdb
+
+    con = duckdb.connect()
+    for fields in [("p", None, "fold_0", "val", "PLS", None), ("p", "c", "avg", "test", "é", 3)]:
+        expected = natural_key(*fields)
+        assert rev.natural_key(fields) == expected
+        sql_key = con.execute(
+            f"SELECT {NATURAL_KEY_SQL} FROM (SELECT ? AS pipeline_id, ? AS chain_id, "
+            "? AS fold_id, ? AS partition, ? AS model_name, ?::INTEGER AS branch_id)",
+            list(fields),
+        ).fetchone()[0]
+        assert str(sql_key) == expected

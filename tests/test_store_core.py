@@ -348,21 +348,28 @@ def test_bad_values_are_typed_errors_naming_the_field(store: WorkspaceStore) -> 
     assert store.query_predictions().num_rows == 0
 
 
+@pytest.mark.parametrize(
+    ("branch_id", "with_chain"), [(0, True), (None, True), (None, False)], ids=str
+)
 def test_duplicate_natural_key_is_a_constraint_error_and_store_stays_usable(
-    store: WorkspaceStore,
+    store: WorkspaceStore, branch_id: int | None, with_chain: bool
 ) -> None:
+    """Also when the chain or the branch is missing (NULL): revision 0005's `natural_key`."""
     rec = record_pipeline(store, with_predictions=False)
-    record = prediction_record(rec.pipeline_id, rec.chain_id, branch_id=0)
+    chain_id = rec.chain_id if with_chain else None
+    record = prediction_record(rec.pipeline_id, chain_id, branch_id=branch_id)
     store.save_predictions([record])
     with pytest.raises(ConstraintError) as info:
         store.save_predictions(
-            [prediction_record(rec.pipeline_id, rec.chain_id, fold="fold_5"), record]
+            [prediction_record(rec.pipeline_id, chain_id, fold="fold_5"), record]
         )
+    with pytest.raises(ConstraintError):  # twice in one batch
+        store.save_predictions([prediction_record(rec.pipeline_id, chain_id, fold="fold_6")] * 2)
     assert isinstance(info.value, ValueError) and isinstance(info.value, StoreError)
     assert not isinstance(info.value, sa.exc.SQLAlchemyError)
     assert "save_predictions" in str(info.value)
     assert store.query_predictions().num_rows == 1  # the batch was all or nothing
-    store.save_predictions([prediction_record(rec.pipeline_id, rec.chain_id, fold="fold_7")])
+    store.save_predictions([prediction_record(rec.pipeline_id, chain_id, fold="fold_7")])
     assert store.query_predictions().num_rows == 2
 
 

@@ -9,6 +9,7 @@ executemany (insertmanyvalues on PostgreSQL).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -72,7 +73,39 @@ _REQUIRED = (
 )
 
 
-_ALLOWED_FIELDS = frozenset(PREDICTION_COLUMNS) | frozenset(ARRAY_FIELDS)
+_ALLOWED_FIELDS = (frozenset(PREDICTION_COLUMNS) - {"natural_key"}) | frozenset(ARRAY_FIELDS)
+
+
+def natural_key(
+    pipeline_id: str,
+    chain_id: str | None,
+    fold_id: str,
+    partition: str,
+    model_name: str,
+    branch_id: int | None,
+) -> str:
+    """The natural key of a prediction as one UUID: the MD5 of its six fields joined by
+    U+001F, a missing chain or branch spelled ''. Stored in `natural_key` (unique), because
+    a UNIQUE over the six nullable columns would let NULLs repeat. `NATURAL_KEY_SQL` is the
+    same function in DuckDB's SQL (migrations and legacy adoption)."""
+    text = "\x1f".join(
+        (
+            pipeline_id,
+            chain_id or "",
+            fold_id,
+            partition,
+            model_name,
+            "" if branch_id is None else str(branch_id),
+        )
+    )
+    return str(uuid.UUID(bytes=hashlib.md5(text.encode(), usedforsecurity=False).digest()))
+
+
+#: `natural_key` in DuckDB SQL over a predictions row (md5() is the hex of the UTF-8 bytes).
+NATURAL_KEY_SQL = (
+    "md5(concat_ws(chr(31), pipeline_id, coalesce(chain_id, ''), fold_id, partition, "
+    "model_name, coalesce(CAST(branch_id AS VARCHAR), '')))::UUID"
+)
 
 
 def validate_prediction(
@@ -85,7 +118,7 @@ def validate_prediction(
     if unknown:
         raise ValueError(
             f"unknown prediction fields {sorted(unknown)}; "
-            f"expected some of {list(PREDICTION_COLUMNS)}"
+            f"expected some of {sorted(_ALLOWED_FIELDS)}"
         )
     for field in _REQUIRED:
         if record.get(field) is None:
@@ -118,6 +151,14 @@ def validate_prediction(
         "exclusion_rate": check_number("exclusion_rate", record.get("exclusion_rate", 0.0)),
         "created_at": record.get("created_at") or now or utcnow(),
     }
+    row["natural_key"] = natural_key(
+        row["pipeline_id"],
+        row["chain_id"],
+        row["fold_id"],
+        row["partition"],
+        row["model_name"],
+        row["branch_id"],
+    )
     return row
 
 
