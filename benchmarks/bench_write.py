@@ -35,6 +35,8 @@ from _common import (
     timed,
 )
 
+from nirs4all_store.repositories.predictions import NATURAL_KEY_SQL
+
 N_SAMPLES = 200
 FOLDS = 5
 BATCH = 7_500  # one save_predictions call per 500 pipelines x 5 folds x 3 partitions
@@ -74,6 +76,8 @@ def baseline_tables(records: Sequence[dict[str, Any]]) -> tuple[pa.Table, pa.Tab
         columns[name] = pa.array([r[name] for r in records], pa.int64())
     for name in ("scores", "best_params"):
         columns[name] = pa.array([json.dumps(r[name]) for r in records], pa.string())
+    columns["chain_id"] = pa.array([r.get("chain_id") for r in records], pa.string())
+    columns["branch_id"] = pa.array([r.get("branch_id") for r in records], pa.int64())
     columns["created_at"] = pa.array([now] * len(records), pa.timestamp("us"))
     arrays = pa.table(
         {
@@ -105,7 +109,13 @@ def baseline_write(n: int) -> float:
                     ):
                         cols = ", ".join(table.column_names)
                         conn.register("src", table)
-                        conn.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM src")
+                        if name == "predictions":  # the schema's unique key, computed in SQL
+                            conn.execute(
+                                f"INSERT INTO {name} ({cols}, natural_key) "
+                                f"SELECT {cols}, {NATURAL_KEY_SQL} FROM src"
+                            )
+                        else:
+                            conn.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM src")
                         conn.unregister("src")
                     conn.execute("COMMIT")
 

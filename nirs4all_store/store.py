@@ -36,7 +36,7 @@ from .repositories import (
     RunRepository,
 )
 from .repositories.artifacts import artifact_id_for
-from .repositories.base import check_id, check_uuid, missing_ids
+from .repositories.base import check_id, check_uuid, missing_ids, new_ids
 from .repositories.predictions import validate_arrays, validate_prediction
 from .types import utcnow
 
@@ -416,10 +416,11 @@ class WorkspaceStore:
             raise TypeError(f"records must be a sequence of dicts, got {type(records).__name__}")
         rows, arrays = [], []
         now = utcnow()
+        fresh_ids = new_ids(len(records))
         for i, record in enumerate(records):
             if not isinstance(record, Mapping):
                 raise TypeError(f"records[{i}] must be a dict, got {type(record).__name__}")
-            row = validate_prediction(record, now)
+            row = validate_prediction(record, now, fresh_ids[i])
             if row["n_samples"] is None and record.get("y_true") is not None:
                 row["n_samples"] = len(record["y_true"])
             rows.append(row)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,20 @@ FOLD_STRATEGIES = ("per_fold", "shared")
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def new_ids(n: int) -> list[str]:
+    """`n` random (version 4) UUID strings at once: ~0.6 us each against ~4 us for
+    `str(uuid.uuid4())`, which is 40% of validating a prediction on the bulk path."""
+    raw = bytearray(os.urandom(16 * n))
+    raw[6::16] = bytes((b & 0x0F) | 0x40 for b in raw[6::16])  # version 4
+    raw[8::16] = bytes((b & 0x3F) | 0x80 for b in raw[8::16])  # RFC 4122 variant
+    h = raw.hex()
+    return [
+        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-"
+        f"{h[i + 16 : i + 20]}-{h[i + 20 : i + 32]}"
+        for i in range(0, 32 * n, 32)
+    ]
 
 
 def check_id(field: str, value: Any, *, optional: bool = False) -> str | None:
@@ -206,9 +221,15 @@ def insert_arrow_table(table: sa.Table, rows: Sequence[dict[str, Any]]) -> pa.Ta
                 [None if v is None else json_text(v) for v in values], pa.string()
             )
         elif isinstance(column_type, UTCDateTime):
-            columns[name] = pa.array(
-                [None if v is None else to_utc_naive(v) for v in values], pa.timestamp("us")
-            )
+            first = values[0]
+            if first is not None and all(v is first for v in values):  # one clock read/batch
+                columns[name] = pa.repeat(
+                    pa.scalar(to_utc_naive(first), pa.timestamp("us")), len(values)
+                )
+            else:
+                columns[name] = pa.array(
+                    [None if v is None else to_utc_naive(v) for v in values], pa.timestamp("us")
+                )
         elif isinstance(column_type, (sa.Double, sa.Float)):
             columns[name] = pa.array(values, pa.float64(), from_pandas=False)
         elif isinstance(column_type, (sa.Integer, sa.BigInteger)):
@@ -218,14 +239,23 @@ def insert_arrow_table(table: sa.Table, rows: Sequence[dict[str, Any]]) -> pa.Ta
     return pa.table(columns)
 
 
-def arrow_insert(raw: Any, table: str, data: pa.Table) -> None:
+def arrow_insert(
+    raw: Any, table: str, data: pa.Table, computed: Mapping[str, str] | None = None
+) -> None:
     """INSERT ... SELECT from an Arrow table registered on DuckDB's raw connection (inside
-    the SQLAlchemy transaction: same connection)."""
+    the SQLAlchemy transaction: same connection); `computed` adds columns as SQL
+    expressions over the Arrow columns (column -> expression, trusted constants only)."""
     name = f"_n4a_{table}_{uuid.uuid4().hex[:8]}"
-    cols = ", ".join(f'"{c}"' for c in data.column_names)
+    cols = [f'"{c}"' for c in data.column_names]
+    exprs = list(cols)
+    for column, expression in (computed or {}).items():
+        cols.append(f'"{column}"')
+        exprs.append(expression)
     raw.register(name, data)
     try:
-        raw.execute(f'INSERT INTO {table} ({cols}) SELECT {cols} FROM "{name}"')
+        raw.execute(
+            f'INSERT INTO {table} ({", ".join(cols)}) SELECT {", ".join(exprs)} FROM "{name}"'
+        )
     except Exception:
         # the failed INSERT aborted the transaction: unregistering would raise "transaction
         # is aborted" and hide the real error (e.g. a duplicate key)

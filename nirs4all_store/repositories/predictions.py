@@ -37,6 +37,7 @@ from .base import (
     check_uuid,
     forget_known,
     insert_arrow_table,
+    new_id,
     rows_to_arrow,
     uuid_or_none,
 )
@@ -109,13 +110,14 @@ NATURAL_KEY_SQL = (
 
 
 def validate_prediction(
-    record: Mapping[str, Any], now: dt.datetime | None = None
+    record: Mapping[str, Any], now: dt.datetime | None = None, fresh_id: str | None = None
 ) -> dict[str, Any]:
     """A clean row for the predictions table; errors name the field and the bad value.
 
-    `now` is the created_at of records without one (one clock read per batch)."""
-    unknown = record.keys() - _ALLOWED_FIELDS
-    if unknown:
+    `now` is the created_at of records without one (one clock read per batch), `fresh_id`
+    the id of a record without one (ids made in bulk: `base.new_ids`)."""
+    if not record.keys() <= _ALLOWED_FIELDS:
+        unknown = record.keys() - _ALLOWED_FIELDS
         raise ValueError(
             f"unknown prediction fields {sorted(unknown)}; "
             f"expected some of {sorted(_ALLOWED_FIELDS)}"
@@ -125,7 +127,9 @@ def validate_prediction(
             raise ValueError(f"prediction field {field!r} is required")
     pid = record.get("prediction_id")
     row = {
-        "prediction_id": check_uuid("prediction_id", pid) if pid is not None else str(uuid.uuid4()),
+        "prediction_id": (
+            check_uuid("prediction_id", pid) if pid is not None else fresh_id or new_id()
+        ),
         "pipeline_id": check_id("pipeline_id", record["pipeline_id"]),
         "chain_id": check_id("chain_id", record.get("chain_id"), optional=True),
         "dataset_name": check_text("dataset_name", record["dataset_name"]),
@@ -151,6 +155,11 @@ def validate_prediction(
         "exclusion_rate": check_number("exclusion_rate", record.get("exclusion_rate", 0.0)),
         "created_at": record.get("created_at") or now or utcnow(),
     }
+    return row
+
+
+def with_natural_key(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with its `natural_key` (computed where rows are inserted: on DuckDB by SQL)."""
     row["natural_key"] = natural_key(
         row["pipeline_id"],
         row["chain_id"],
@@ -219,14 +228,19 @@ class PredictionRepository:
         if conn.dialect.name == "duckdb":
             raw = conn.connection.driver_connection
             if rows:  # always Arrow: its JSON text is the one DuckDB exports read back
-                arrow_insert(raw, "predictions", insert_arrow_table(T, rows))
+                arrow_insert(
+                    raw,
+                    "predictions",
+                    insert_arrow_table(T, rows),
+                    computed={"natural_key": NATURAL_KEY_SQL},
+                )
             if len(arrays) >= ARROW_MIN_ROWS:
                 arrow_insert(raw, "prediction_arrays", _arrays_arrow(arrays))
             elif arrays:
                 self.session.execute(sa.insert(A), list(arrays))
             return
         if rows:
-            self.session.execute(sa.insert(T), list(rows))
+            self.session.execute(sa.insert(T), [with_natural_key(row) for row in rows])
         if arrays and conn.dialect.name == "postgresql":
             _pg_copy_arrays(conn.connection.driver_connection, arrays)
         elif arrays:
