@@ -67,6 +67,32 @@ def json_text(value: Any) -> str:
     return _JSON_TEXT.encode(value)
 
 
+class JSONText(str):
+    """JSON already encoded in the store's one spelling (`json_text`): the bulk path
+    encodes a document once, while validating it, and inserts the text as it is."""
+
+    __slots__ = ()
+
+
+def json_document(value: Any) -> JSONText:
+    """`value` checked and encoded as `json_text(sanitize_json(value))`, faster: the C
+    encoder alone when the document is plain JSON (no NaN/inf, no numpy); TypeError for what
+    JSON cannot hold."""
+    try:
+        return JSONText(_JSON_TEXT.encode(value))
+    except (ValueError, TypeError):  # NaN/inf, numpy values, odd keys: the careful walk
+        return JSONText(_JSON_TEXT.encode(sanitize_json(value)))
+
+
+def _json_key(key: Any) -> str:
+    """A dict key as JSON spells it (True -> "true", None -> "null", 2 -> "2")."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int, float)):
+        return float.__repr__(key) if isinstance(key, float) else _JSON_TEXT.encode(key)
+    return str(key)
+
+
 def sanitize_json(value: Any) -> Any:
     """Replace NaN/inf floats by None and numpy scalars/arrays by Python values, recursively;
     TypeError for what JSON cannot hold. One pass: it is on the bulk write path."""
@@ -75,7 +101,7 @@ def sanitize_json(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): sanitize_json(v) for k, v in value.items()}
+        return {_json_key(k): sanitize_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [sanitize_json(v) for v in value]
     if isinstance(value, np.ndarray):
@@ -126,7 +152,11 @@ class JSONValue(sa.TypeDecorator[Any]):
         return dialect.type_descriptor(sa.JSON())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        return None if value is None else sanitize_json(value)
+        if value is None:
+            return None
+        if isinstance(value, JSONText):  # encoded by the bulk path: the driver encodes again
+            return json.loads(value)
+        return sanitize_json(value)
 
 
 class Float64Array(sa.TypeDecorator[np.ndarray]):

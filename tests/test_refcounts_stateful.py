@@ -92,6 +92,7 @@ class RefCountMachine(RuleBasedStateMachine):
         self.runs: dict[str, list[str]] = {}  # run -> pipelines
         self.chains: dict[str, tuple[str, set[str]]] = {}  # chain -> (pipeline, refs)
         self.predictions: dict[str, tuple[str, str | None]] = {}  # prediction -> (pipe, chain)
+        self.saved_predictions = 0  # fold ids never repeat: each prediction is a new one
 
     def _open(self) -> WorkspaceStore:
         return WorkspaceStore(self.tmp / "ws", url=self.url)
@@ -199,7 +200,7 @@ class RefCountMachine(RuleBasedStateMachine):
                     "dataset_name": "ds",
                     "model_name": "m",
                     "model_class": "M",
-                    "fold_id": str(len(self.predictions)),
+                    "fold_id": str(self.saved_predictions),
                     "partition": "val",
                     "metric": "rmse",
                     "task_type": "regression",
@@ -209,6 +210,7 @@ class RefCountMachine(RuleBasedStateMachine):
             ]
         )
         self.predictions[pred] = (pipeline_id, chain_id)
+        self.saved_predictions += 1
 
     @precondition(lambda self: self.predictions)
     @rule(data=st.data())

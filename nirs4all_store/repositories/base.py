@@ -18,7 +18,16 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..types import Float64Array, JSONValue, UTCDateTime, json_text, sanitize_json, to_utc_naive
+from ..types import (
+    Float64Array,
+    JSONText,
+    JSONValue,
+    UTCDateTime,
+    json_document,
+    json_text,
+    sanitize_json,
+    to_utc_naive,
+)
 
 RUN_STATUSES = ("running", "completed", "failed")
 PIPELINE_STATUSES = ("running", "completed", "failed")
@@ -128,6 +137,16 @@ def check_int(field: str, value: Any, *, optional: bool = True) -> int | None:
     return int(value)
 
 
+def check_json_text(field: str, value: Any) -> JSONText | None:
+    """`check_json`, returned already encoded (`types.json_document`): bulk rows carry it."""
+    if value is None:
+        return None
+    try:
+        return json_document(value)
+    except TypeError as exc:
+        raise TypeError(f"{field} is not JSON-serialisable: {exc}") from None
+
+
 def check_json(field: str, value: Any) -> Any:
     """A JSON-serialisable value (NaN/inf become null); TypeError names the field."""
     if value is None:
@@ -218,7 +237,8 @@ def insert_arrow_table(table: sa.Table, rows: Sequence[dict[str, Any]]) -> pa.Ta
         values = [row.get(name) for row in rows]
         if isinstance(column_type, JSONValue):
             columns[name] = pa.array(
-                [None if v is None else json_text(v) for v in values], pa.string()
+                [v if v is None or type(v) is JSONText else json_text(v) for v in values],
+                pa.string(),
             )
         elif isinstance(column_type, UTCDateTime):
             first = values[0]
