@@ -137,22 +137,15 @@ def check_int(field: str, value: Any, *, optional: bool = True) -> int | None:
     return int(value)
 
 
-def check_json_text(field: str, value: Any) -> JSONText | None:
-    """`check_json`, returned already encoded (`types.json_document`): bulk rows carry it."""
+def check_json(field: str, value: Any, *, encoded: bool = False) -> Any:
+    """A JSON-serialisable value (NaN/inf become null); TypeError names the field.
+
+    `encoded=True` returns it already encoded (a `JSONText`, `types.json_document`): the
+    bulk path then inserts the text as it is instead of encoding the document again."""
     if value is None:
         return None
     try:
-        return json_document(value)
-    except TypeError as exc:
-        raise TypeError(f"{field} is not JSON-serialisable: {exc}") from None
-
-
-def check_json(field: str, value: Any) -> Any:
-    """A JSON-serialisable value (NaN/inf become null); TypeError names the field."""
-    if value is None:
-        return None
-    try:
-        return sanitize_json(value)
+        return json_document(value) if encoded else sanitize_json(value)
     except TypeError as exc:
         raise TypeError(f"{field} is not JSON-serialisable: {exc}") from None
 

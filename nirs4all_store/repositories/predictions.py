@@ -31,7 +31,7 @@ from .base import (
     check_choice,
     check_id,
     check_int,
-    check_json_text,
+    check_json,
     check_number,
     check_text,
     check_uuid,
@@ -144,8 +144,8 @@ def validate_prediction(
         "task_type": check_choice("task_type", record["task_type"], TASK_TYPES),
         "n_samples": check_int("n_samples", record.get("n_samples")),
         "n_features": check_int("n_features", record.get("n_features")),
-        "scores": check_json_text("scores", record.get("scores")),
-        "best_params": check_json_text("best_params", record.get("best_params")),
+        "scores": check_json("scores", record.get("scores"), encoded=True),
+        "best_params": check_json("best_params", record.get("best_params"), encoded=True),
         "preprocessings": check_text(
             "preprocessings", record.get("preprocessings", ""), optional=True
         ),
