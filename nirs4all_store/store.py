@@ -36,7 +36,7 @@ from .repositories import (
     RunRepository,
 )
 from .repositories.artifacts import artifact_id_for
-from .repositories.base import check_id, check_uuid, missing_ids, new_ids
+from .repositories.base import check_id, check_uuid, new_ids, require_ids
 from .repositories.predictions import validate_arrays, validate_prediction
 from .types import utcnow
 
@@ -222,19 +222,10 @@ class WorkspaceStore:
         'completed', or 'failed' with `error`), `best_val`, `best_test`, `metric` and
         `duration_ms`. KeyError (nothing written) for an unknown run. Returns the ids.
         """
-        if isinstance(records, Mapping) or not isinstance(records, Sequence):
-            raise TypeError(f"records must be a sequence of dicts, got {type(records).__name__}")
-        rows = []
-        for i, record in enumerate(records):
-            if not isinstance(record, Mapping):
-                raise TypeError(f"records[{i}] must be a dict, got {type(record).__name__}")
-            rows.append(PipelineRepository.validate(**record))
+        rows = [PipelineRepository.validate(**record) for record in _as_records(records)]
 
         def work(s: Session) -> list[str]:
-            runs = {row["run_id"] for row in rows}
-            missing = missing_ids(s, RunRepository.table.c.run_id, runs)
-            if missing:
-                raise KeyError(f"unknown run_id(s) {missing}")
+            require_ids(s, RunRepository.table.c.run_id, {row["run_id"] for row in rows})
             PipelineRepository(s).insert_many(rows)
             return [row["pipeline_id"] for row in rows]
 
@@ -313,24 +304,11 @@ class WorkspaceStore:
         One insert, and one reference-count update per distinct count: recording a group of
         pipelines costs a few statements, not a few per chain. Returns the ids in order.
         """
-        if isinstance(records, Mapping) or not isinstance(records, Sequence):
-            raise TypeError(f"records must be a sequence of dicts, got {type(records).__name__}")
-        rows: list[tuple[dict[str, Any], set[str]]] = []
-        for i, record in enumerate(records):
-            if not isinstance(record, Mapping):
-                raise TypeError(f"records[{i}] must be a dict, got {type(record).__name__}")
-            rows.append(ChainRepository.validate(**record))
+        rows = [ChainRepository.validate(**record) for record in _as_records(records)]
 
         def work(s: Session) -> list[str]:
-            missing = missing_ids(
-                s, PipelineRepository.table.c.pipeline_id, {r["pipeline_id"] for r, _ in rows}
-            )
-            if missing:
-                raise KeyError(
-                    f"unknown pipeline_id {missing[0]!r}"
-                    if len(missing) == 1
-                    else f"unknown pipeline_id(s) {missing}"
-                )
+            pipeline_ids = {r["pipeline_id"] for r, _ in rows}
+            require_ids(s, PipelineRepository.table.c.pipeline_id, pipeline_ids)
             ChainRepository(s).insert_many([row for row, _ in rows])
             counts = Counter(ref for _, refs in rows for ref in refs)
             artifacts = ArtifactRepository(s)
@@ -412,14 +390,11 @@ class WorkspaceStore:
         Each record holds prediction fields (as `save_prediction`) and optionally the arrays
         y_true, y_pred, y_proba (2-D), sample_indices, weights. All or nothing.
         """
-        if isinstance(records, Mapping) or not isinstance(records, Sequence):
-            raise TypeError(f"records must be a sequence of dicts, got {type(records).__name__}")
+        records = _as_records(records)
         rows, arrays = [], []
         now = utcnow()
         fresh_ids = new_ids(len(records))
         for i, record in enumerate(records):
-            if not isinstance(record, Mapping):
-                raise TypeError(f"records[{i}] must be a dict, got {type(record).__name__}")
             row = validate_prediction(record, now, fresh_ids[i])
             if row["n_samples"] is None and record.get("y_true") is not None:
                 row["n_samples"] = len(record["y_true"])
@@ -429,15 +404,10 @@ class WorkspaceStore:
                 arrays.append(arr)
 
         def work(s: Session) -> list[str]:
-            missing = missing_ids(
-                s, PipelineRepository.table.c.pipeline_id, {r["pipeline_id"] for r in rows}
-            )
-            if missing:
-                raise KeyError(f"unknown pipeline_id(s) {missing}")
+            pipeline_ids = {r["pipeline_id"] for r in rows}
+            require_ids(s, PipelineRepository.table.c.pipeline_id, pipeline_ids)
             chains = {r["chain_id"] for r in rows if r["chain_id"] is not None}
-            missing = missing_ids(s, ChainRepository.table.c.chain_id, chains)
-            if missing:
-                raise KeyError(f"unknown chain_id(s) {missing}")
+            require_ids(s, ChainRepository.table.c.chain_id, chains)
             PredictionRepository(s).insert_many(rows, arrays)
             return [r["prediction_id"] for r in rows]
 
@@ -530,14 +500,11 @@ class WorkspaceStore:
     def save_logs(self, entries: Sequence[Mapping[str, Any]]) -> list[str]:
         """Log entries of any pipelines in one statement: keys as `log_step`, `pipeline_id`
         included. KeyError (nothing written) if a pipeline is unknown."""
-        if isinstance(entries, Mapping) or not isinstance(entries, Sequence):
-            raise TypeError(f"entries must be a sequence of dicts, got {type(entries).__name__}")
+        entries = _as_records(entries, "entries")
+        pipeline_ids = {check_id("pipeline_id", e.get("pipeline_id")) for e in entries}
 
         def work(s: Session) -> list[str]:
-            pipeline_ids = {check_id("pipeline_id", e.get("pipeline_id")) for e in entries}
-            missing = missing_ids(s, PipelineRepository.table.c.pipeline_id, pipeline_ids)
-            if missing:
-                raise KeyError(f"unknown pipeline_id(s) {missing}")
+            require_ids(s, PipelineRepository.table.c.pipeline_id, pipeline_ids)
             return LogRepository(s).create_many(entries)
 
         return self._run("save_logs", work)
@@ -782,6 +749,16 @@ class WorkspaceStore:
         """Reclaim space (DuckDB: copy into a fresh file and swap atomically)."""
         self._check_open()
         return vacuum_database(self)
+
+
+def _as_records(records: Any, name: str = "records") -> Sequence[Mapping[str, Any]]:
+    """`records` of a bulk call, checked: a sequence (not one dict) of dicts."""
+    if isinstance(records, Mapping) or not isinstance(records, Sequence):
+        raise TypeError(f"{name} must be a sequence of dicts, got {type(records).__name__}")
+    for i, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise TypeError(f"{name}[{i}] must be a dict, got {type(record).__name__}")
+    return records
 
 
 def _artifact_item(index: int, item: Any) -> tuple[Any, str | None, str | None, str]:

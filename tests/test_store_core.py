@@ -627,6 +627,15 @@ def test_bulk_pipelines_chains_and_logs_all_or_nothing(store: WorkspaceStore) ->
         store.save_logs([{"pipeline_id": done, "step_idx": 0, "event": "e", "colour": 1}])
     with pytest.raises(TypeError, match="sequence of dicts"):
         store.save_chains({"pipeline_id": done})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"records\[1\] must be a dict, got str"):
+        store.save_pipelines([{"run_id": run_id, "name": "x"}, "y"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"entries\[0\] must be a dict, got tuple"):
+        store.save_logs([("pipeline_id", done)])  # type: ignore[list-item]
+    with pytest.raises(KeyError, match=r"unknown pipeline_id\(s\) \['nope', 'nope2'\]"):
+        store.save_chains(
+            [{"pipeline_id": p, "steps": [], "model_step_idx": 0, "model_class": "M"}
+             for p in ("nope", "nope2")]
+        )  # fmt: skip
     assert store.list_pipelines(run_id=run_id).num_rows == 3
     assert store.get_chains_for_pipeline(done).num_rows == 1
     assert store.get_artifact(artifact)["ref_count"] == 2

@@ -214,6 +214,15 @@ def missing_ids(session: Session, column: sa.Column[Any], ids: Iterable[str]) ->
     return [value for value in wanted if value not in found]
 
 
+def require_ids(session: Session, column: sa.Column[Any], ids: Iterable[str]) -> None:
+    """KeyError naming the `ids` that have no row (one query per batch; known ones skipped)."""
+    missing = missing_ids(session, column, ids)
+    if len(missing) == 1:
+        raise KeyError(f"unknown {column.name} {missing[0]!r}")
+    if missing:
+        raise KeyError(f"unknown {column.name}(s) {missing}")
+
+
 # -- bulk inserts ------------------------------------------------------------------------
 #: Below this many rows an Arrow registration (~2-3 ms) costs more than DuckDB's executemany,
 #: which runs one statement per row (~1 ms each).
