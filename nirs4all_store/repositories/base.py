@@ -71,12 +71,6 @@ def uuid_or_none(value: Any) -> str | None:
 
     Lookups use it: an id that is not a UUID cannot name a stored prediction on any backend.
     """
-    if type(value) is str and len(value) == 36 and value == value.lower():
-        try:
-            if str(uuid.UUID(value)) == value:
-                return value
-        except ValueError:
-            return None
     if not isinstance(value, str):
         return None
     try:
