@@ -62,7 +62,7 @@ class FittedPipeline:
 
     pipeline_id: str
     label: str
-    begin: dict[str, Any]  # `save_pipelines` record fields: run_id, name, pipeline_id...
+    begin: dict[str, Any]  # the rest of its `save_pipelines` record: run_id, name, ...
     error: str | None = None
     error_summary: str = ""
     objects: list[tuple[str, Any, str, str]] = field(default_factory=list)
@@ -70,6 +70,10 @@ class FittedPipeline:
     predictions: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
     completion: dict[str, Any] = field(default_factory=dict)  # `complete_pipeline` kwargs
+
+    def pipeline_record(self, **fields: Any) -> dict[str, Any]:
+        """Its `save_pipelines` record, with `fields` (status, scores or error)."""
+        return {**self.begin, "pipeline_id": self.pipeline_id, **fields}
 
     def chain_record(self, artifact_ids: dict[str, str]) -> dict[str, Any]:
         """The `save_chains` record, given the artifact id saved for each object key."""
@@ -136,9 +140,9 @@ class Recorder:
             fitted = [item for item in items if item.error is None]
             store.save_pipelines(
                 [
-                    {**item.begin, "status": "completed", **item.completion}
+                    item.pipeline_record(status="completed", **item.completion)
                     if item.error is None
-                    else {**item.begin, "status": "failed", "error": item.error}
+                    else item.pipeline_record(status="failed", error=item.error)
                     for item in items
                 ]
             )
@@ -180,6 +184,6 @@ class Recorder:
     def _record_failure(self, item: FittedPipeline, exc: Exception) -> None:
         """The pipeline could not be recorded: keep its row, failed, with the reason."""
         excerpt = traceback_excerpt()
-        self.store.save_pipelines([{**item.begin, "status": "failed", "error": excerpt}])
+        self.store.save_pipelines([item.pipeline_record(status="failed", error=excerpt)])
         self.commits += 1
         self.on_failed(item, f"{type(exc).__name__}: {exc}")

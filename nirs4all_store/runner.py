@@ -676,7 +676,6 @@ def run(
                         "dataset_hash": ds.content_hash,
                     },
                 )
-                item.begin["pipeline_id"] = item.pipeline_id
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
