@@ -445,9 +445,13 @@ class WorkspaceStore:
         partition: str | None = "val",
         dataset_name: str | None = None,
         group_by: str | None = None,
+        run_id: str | None = None,
         **filters: Any,
     ) -> pa.Table:
-        """The best `n` predictions by a score column; with `group_by`, the best n per group."""
+        """The best `n` predictions by a score column; with `group_by`, the best n per group.
+
+        `run_id` and equality `filters` (as `query_predictions` takes them) narrow the set.
+        """
         return self._run(
             "top_predictions",
             lambda s: PredictionRepository(s).top(
@@ -458,6 +462,7 @@ class WorkspaceStore:
                 dataset_name=dataset_name,
                 group_by=group_by,
                 filters=filters,
+                run_id=run_id,
             ),
         )
 

@@ -262,6 +262,20 @@ def test_top_predictions(store: WorkspaceStore) -> None:
     assert store.list_runs().num_rows == 1
 
 
+def test_top_predictions_of_one_run(store: WorkspaceStore) -> None:
+    first = record_pipeline(store, seed=0)
+    second = record_pipeline(store, seed=1)
+    for rec in (first, second):
+        top = store.top_predictions(10, run_id=rec.run_id)
+        assert top.num_rows > 0
+        assert set(top.column("pipeline_id").to_pylist()) == {rec.pipeline_id}
+        grouped = store.top_predictions(1, run_id=rec.run_id, group_by="fold_id")
+        assert set(grouped.column("pipeline_id").to_pylist()) == {rec.pipeline_id}
+    per_run = [store.top_predictions(100, run_id=r.run_id).num_rows for r in (first, second)]
+    assert store.top_predictions(100).num_rows == sum(per_run)
+    assert store.top_predictions(5, run_id="00000000-0000-0000-0000-000000000000").num_rows == 0
+
+
 def test_logs_and_run_summary(store: WorkspaceStore) -> None:
     rec = record_pipeline(store)
     other = record_pipeline(store, rec.run_id, seed=1, with_predictions=False)

@@ -332,6 +332,7 @@ class PredictionRepository:
         dataset_name: str | None = None,
         group_by: str | None = None,
         filters: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
     ) -> pa.Table:
         """The best `n` predictions by a score column (per group with `group_by`); NULLs last."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -352,11 +353,12 @@ class PredictionRepository:
             T.c.prediction_id,
         ]
         if group_by is None:
-            query = apply_filters(sa.select(*T.columns), flt).order_by(*order).limit(n)
+            query = apply_filters(sa.select(*T.columns), flt, run_id=run_id)
+            query = query.order_by(*order).limit(n)
             return rows_to_arrow(list(T.columns), self.session.execute(query).all())
         group = T.c[check_columns([group_by])[0]]
         rank = sa.func.row_number().over(partition_by=group, order_by=order).label("rank_in_group")
-        inner = apply_filters(sa.select(*T.columns, rank), flt).subquery()
+        inner = apply_filters(sa.select(*T.columns, rank), flt, run_id=run_id).subquery()
         query = (
             sa.select(*[inner.c[c.name] for c in T.columns], inner.c.rank_in_group)
             .where(inner.c.rank_in_group <= n)
