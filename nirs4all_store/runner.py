@@ -236,17 +236,14 @@ class RunResult:
         """The run's best predictions on `partition` (default: cross-validated val, fold avg)."""
         if partition not in SCORE_COLUMN:
             raise ValueError(f"partition must be one of {list(SCORE_COLUMN)}, got {partition!r}")
-        if not self.pipeline_ids:
-            return self.store.query_predictions(run_id=self.run_id, limit=0)
-        filters: dict[str, Any] = {"pipeline_id": list(self.pipeline_ids)}
-        if fold_id is not None:
-            filters["fold_id"] = fold_id
+        filters: dict[str, Any] = {} if fold_id is None else {"fold_id": fold_id}
         return self.store.top_predictions(
             n,
             metric=SCORE_COLUMN[partition],
             ascending=self.ascending if ascending is None else ascending,
             partition=partition,
             dataset_name=dataset_name,
+            run_id=self.run_id,
             **filters,
         )
 

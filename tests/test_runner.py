@@ -236,6 +236,10 @@ def test_run_on_sqlite_and_on_a_list_of_tuples(tmp_path: Path, reg_data: Any) ->
         )
         assert names == ["dataset_1", "dataset_2"]
         assert result.top(5).num_rows == 2
+        again = run([MinMaxScaler(), PLSRegression(2)], data[:1], store, cv=CV, verbose=0)
+        assert result.top(5).num_rows == 2  # each run's leaderboard holds its own pipelines
+        assert set(again.top(5).column("pipeline_id").to_pylist()) == set(again.pipeline_ids)
+        assert again.top(5).num_rows == 1
         result.close()  # does not close a store it was handed
         assert store.get_run(result.run_id)["name"] == "two"
 
