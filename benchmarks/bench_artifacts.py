@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from nirs4all_store import WorkspaceStore
-from nirs4all_store import artifacts as files
+from nirs4all_store.artifacts import files
 
 
 def median_time(fn: Callable[[], Any], repeat: int) -> float:

@@ -31,10 +31,10 @@ from sklearn.linear_model import Ridge
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from nirs4all_store import WorkspaceStore
-from nirs4all_store.datasets import synthetic_nirs
-from nirs4all_store.recording import Recorder
-from nirs4all_store.runner import run
-from nirs4all_store.transforms import SNV
+from nirs4all_store.workbench.training.datasets import synthetic_nirs
+from nirs4all_store.workbench.training.recording import Recorder
+from nirs4all_store.workbench.training.session import run
+from nirs4all_store.workbench.training.transforms import SNV
 
 
 def pipelines() -> list[list[Any]]:

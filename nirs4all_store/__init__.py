@@ -12,7 +12,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from nirs4all_store._version import __version__
+from nirs4all_store.artifacts.verify import VerifyReport
+from nirs4all_store.errors import (
     AdoptionError,
     ArtifactIntegrityError,
     BundleError,
@@ -25,39 +27,41 @@ from .errors import (
     UnknownSchemaError,
     WorkspaceLockedError,
 )
-from .maintenance import VerifyReport
-from .store import WorkspaceStore
-
-__version__ = "0.1.0"
+from nirs4all_store.store import WorkspaceStore
 
 # Heavier parts (scikit-learn, joblib) load on first use, so `import nirs4all_store` and
 # opening a workspace stay fast: name -> module that defines it.
 _LAZY = {
-    "run": "runner",
-    "RunResult": "runner",
-    "predict": "bundle",
-    "load_bundle": "bundle",
-    "Bundle": "bundle",
-    "export_chain": "bundle",
-    "replay_chain": "replay",
-    "PipelineLibrary": "library",
-    "adopt_legacy_workspace": "legacy",
-    "AdoptionReport": "legacy",
-    "Dataset": "datasets",
-    "DatasetError": "datasets",
-    "synthetic_nirs": "datasets",
-    "load_nirs4all_folder": "datasets",
-    "SNV": "transforms",
+    "run": "workbench.training.session",
+    "RunResult": "workbench.training.session",
+    "predict": "workbench.bundle",
+    "load_bundle": "workbench.bundle",
+    "Bundle": "workbench.bundle",
+    "export_chain": "workbench.bundle",
+    "replay_chain": "workbench.replay",
+    "PipelineLibrary": "workbench.library",
+    "adopt_legacy_workspace": "legacy.adopt",
+    "AdoptionReport": "legacy.adopt",
+    "Dataset": "workbench.training.datasets",
+    "DatasetError": "workbench.training.datasets",
+    "synthetic_nirs": "workbench.training.datasets",
+    "load_nirs4all_folder": "workbench.training.datasets",
+    "SNV": "workbench.training.transforms",
 }
 
 if TYPE_CHECKING:
-    from .bundle import Bundle, export_chain, load_bundle, predict
-    from .datasets import Dataset, DatasetError, load_nirs4all_folder, synthetic_nirs
-    from .legacy import AdoptionReport, adopt_legacy_workspace
-    from .library import PipelineLibrary
-    from .replay import replay_chain
-    from .runner import RunResult, run
-    from .transforms import SNV
+    from nirs4all_store.legacy.adopt import AdoptionReport, adopt_legacy_workspace
+    from nirs4all_store.workbench.bundle import Bundle, export_chain, load_bundle, predict
+    from nirs4all_store.workbench.library import PipelineLibrary
+    from nirs4all_store.workbench.replay import replay_chain
+    from nirs4all_store.workbench.training.datasets import (
+        Dataset,
+        DatasetError,
+        load_nirs4all_folder,
+        synthetic_nirs,
+    )
+    from nirs4all_store.workbench.training.session import RunResult, run
+    from nirs4all_store.workbench.training.transforms import SNV
 
 
 def __getattr__(name: str) -> Any:

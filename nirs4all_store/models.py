@@ -19,7 +19,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .types import Float64Array, JSONValue, UTCDateTime, UUIDString, utcnow
+from nirs4all_store.types import Float64Array, JSONValue, UTCDateTime, UUIDString, utcnow
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -21,13 +21,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import artifacts as files
-from .db import engine as engines
-from .db.opening import open_engine
-from .db.session import UnitOfWork
-from .locks import ArtifactLock
-from .maintenance import VerifyReport, vacuum_database, verify_workspace
-from .repositories import (
+from nirs4all_store.artifacts import files
+from nirs4all_store.artifacts.lock import ArtifactLock
+from nirs4all_store.artifacts.verify import VerifyReport, vacuum_database, verify_workspace
+from nirs4all_store.db import engine as engines
+from nirs4all_store.db.session import UnitOfWork
+from nirs4all_store.opening import open_engine
+from nirs4all_store.repositories import (
     ArtifactRepository,
     ChainRepository,
     LogRepository,
@@ -35,10 +35,10 @@ from .repositories import (
     PredictionRepository,
     RunRepository,
 )
-from .repositories.artifacts import artifact_id_for
-from .repositories.base import check_id, check_uuid, new_ids, require_ids
-from .repositories.predictions import validate_arrays, validate_prediction
-from .types import utcnow
+from nirs4all_store.repositories.artifacts import artifact_id_for
+from nirs4all_store.repositories.base import check_id, check_uuid, new_ids, require_ids
+from nirs4all_store.repositories.predictions import validate_arrays, validate_prediction
+from nirs4all_store.types import utcnow
 
 ARTIFACTS_DIRNAME = "artifacts"
 #: How long an artifact saved but not yet referenced by a chain is spared by deletions.
@@ -129,7 +129,7 @@ class WorkspaceStore:
 
     def _check_open(self) -> None:
         if self._closed:
-            from .errors import StoreError
+            from nirs4all_store.errors import StoreError
 
             raise StoreError("this WorkspaceStore is closed")
 
@@ -705,7 +705,7 @@ class WorkspaceStore:
         self, chain_id: str, X: Any, wavelengths: Any = None, proba: bool = False
     ) -> Any:
         """Predict on new spectra with a stored chain (see `nirs4all_store.replay`)."""
-        from .replay import replay_chain
+        from nirs4all_store.workbench.replay import replay_chain
 
         return replay_chain(self, chain_id, X, wavelengths=wavelengths, proba=proba)
 
@@ -713,26 +713,26 @@ class WorkspaceStore:
         self, chain_id: str, output_path: str | os.PathLike[str], format: str = "n4a"
     ) -> Path:
         """Write a portable `.n4a` bundle of a chain (see `nirs4all_store.bundle`)."""
-        from .bundle import export_chain
+        from nirs4all_store.workbench.bundle import export_chain
 
         return export_chain(self, chain_id, output_path, format=format)
 
     def export_predictions_parquet(
         self, output_path: str | os.PathLike[str], include_arrays: bool = False, **filters: Any
     ) -> Path:
-        from .exports import export_predictions_parquet
+        from nirs4all_store.workbench.exports import export_predictions_parquet
 
         return export_predictions_parquet(
             self, output_path, include_arrays=include_arrays, **filters
         )
 
     def export_run(self, run_id: str, output_path: str | os.PathLike[str]) -> Path:
-        from .exports import export_run
+        from nirs4all_store.workbench.exports import export_run
 
         return export_run(self, run_id, output_path)
 
     def export_pipeline_config(self, pipeline_id: str, output_path: str | os.PathLike[str]) -> Path:
-        from .exports import export_pipeline_config
+        from nirs4all_store.workbench.exports import export_pipeline_config
 
         return export_pipeline_config(self, pipeline_id, output_path)
 

@@ -15,7 +15,7 @@ from sklearn.cross_decomposition import PLSRegression
 from sklearn.preprocessing import StandardScaler
 
 from nirs4all_store import ArtifactIntegrityError, WorkspaceStore, durable
-from nirs4all_store import artifacts as files
+from nirs4all_store.artifacts import files
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -21,7 +21,7 @@ from test_replay import fold_ridges, legacy_store, save_chain, spectra  # noqa: 
 
 import nirs4all_store
 from nirs4all_store import BundleError, WorkspaceStore
-from nirs4all_store.bundle import BUNDLE_FORMAT_VERSION, Bundle, load_bundle, predict
+from nirs4all_store.workbench.bundle import BUNDLE_FORMAT_VERSION, Bundle, load_bundle, predict
 
 
 def regression_chain(store: WorkspaceStore) -> str:

@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from nirs4all_store.cli import main
-from nirs4all_store.datasets import synthetic_nirs, write_nirs4all_folder
+from nirs4all_store.cli.main import main
+from nirs4all_store.workbench.training.datasets import synthetic_nirs, write_nirs4all_folder
 
 FIXTURE = Path(__file__).parent / "fixtures" / "nirs4all_v4_workspace.tar.gz"
 
@@ -348,7 +348,7 @@ def test_report_of_classification_run_shows_confusion_matrix(
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from nirs4all_store.runner import run
+    from nirs4all_store.workbench.training.session import run
 
     data = synthetic_nirs(60, 30, task="classification", seed=3)
     with run(

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from nirs4all_store import WorkspaceStore
-from nirs4all_store.artifacts import TEMP_PREFIX
+from nirs4all_store.artifacts.files import TEMP_PREFIX
 from nirs4all_store.models import Chain
 from nirs4all_store.repositories.chains import artifact_refs
 

@@ -12,7 +12,7 @@ import pytest
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.metrics import r2_score
 
-from nirs4all_store.datasets import (
+from nirs4all_store.workbench.training.datasets import (
     Dataset,
     DatasetError,
     as_datasets,
@@ -106,7 +106,7 @@ def test_synthetic_bad_arguments(kwargs: dict[str, object], needle: str) -> None
 
 def test_module_import_does_not_import_sklearn() -> None:
     code = (
-        "import sys, nirs4all_store.datasets as d; d.synthetic_nirs(20, 30); "
+        "import sys, nirs4all_store.workbench.training.datasets as d; d.synthetic_nirs(20, 30); "
         "sys.exit(int('sklearn' in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

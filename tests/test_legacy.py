@@ -21,17 +21,17 @@ import duckdb
 import numpy as np
 import pytest
 
-from nirs4all_store import legacy
 from nirs4all_store.db.migrate import HEAD_REVISION, VERSION_TABLE
 from nirs4all_store.errors import AdoptionError, UnknownSchemaError
-from nirs4all_store.legacy import (
+from nirs4all_store.legacy import adopt as legacy
+from nirs4all_store.legacy.adopt import (
     DuckDBFileVersionError,
     adopt_legacy_workspace,
     chain_artifact_ids,
     read_duckdb_header,
     recover_interrupted_adoption,
 )
-from nirs4all_store.legacy_schema import CORE_TABLES
+from nirs4all_store.legacy.schema import CORE_TABLES
 
 FIXTURE = Path(__file__).parent / "fixtures" / "nirs4all_v4_workspace.tar.gz"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -500,7 +500,7 @@ def test_existing_backup_refuses_before_writing(
 
 CHILD = """
 import os, signal, sys
-from nirs4all_store import legacy
+from nirs4all_store.legacy import adopt as legacy
 target = sys.argv[2]
 if target != "-":
     def on_step(name):

@@ -12,7 +12,7 @@ from conftest import BACKENDS
 from nirs4all_store import WorkspaceStore
 from nirs4all_store.db import engine as engines
 from nirs4all_store.db import migrate
-from nirs4all_store.library import PipelineLibrary
+from nirs4all_store.workbench.library import PipelineLibrary
 
 CONFIG = {
     "pipeline": [

@@ -25,8 +25,8 @@ from conftest import fresh_pg_database
 from sqlalchemy.engine import Engine
 
 from nirs4all_store.db import migrate
-from nirs4all_store.db.alembic_duckdb import normalize_server_default
-from nirs4all_store.db.duckdb_reflection import (
+from nirs4all_store.db.duckdb.alembic_impl import normalize_server_default
+from nirs4all_store.db.duckdb.reflection import (
     install_duckdb_reflection,
     parse_duckdb_type,
     split_index_expressions,

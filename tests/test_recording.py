@@ -18,9 +18,9 @@ from sklearn.linear_model import Ridge
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from nirs4all_store import WorkspaceStore
-from nirs4all_store.datasets import synthetic_nirs
-from nirs4all_store.recording import FittedPipeline, Recorder
-from nirs4all_store.runner import run
+from nirs4all_store.workbench.training.datasets import synthetic_nirs
+from nirs4all_store.workbench.training.recording import FittedPipeline, Recorder
+from nirs4all_store.workbench.training.session import run
 
 CV = 3
 

@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from nirs4all_store import WorkspaceStore
-from nirs4all_store.replay import replay_steps
+from nirs4all_store.workbench.replay import replay_steps
 
 N_FEATURES = 40
 LEGACY_ARCHIVES = (

@@ -18,10 +18,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from nirs4all_store import WorkspaceStore
-from nirs4all_store.bundle import predict as bundle_predict
-from nirs4all_store.datasets import synthetic_nirs, write_nirs4all_folder
-from nirs4all_store.runner import RunResult, metric_ascending, run
-from nirs4all_store.transforms import SNV
+from nirs4all_store.workbench.bundle import predict as bundle_predict
+from nirs4all_store.workbench.training.datasets import synthetic_nirs, write_nirs4all_folder
+from nirs4all_store.workbench.training.session import RunResult, metric_ascending, run
+from nirs4all_store.workbench.training.transforms import SNV
 
 CV = 3
 

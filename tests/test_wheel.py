@@ -116,13 +116,13 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_ships_the_migrations_inside_the_package(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {
-        f"{PACKAGE}/_migrations/env.py",
-        f"{PACKAGE}/_migrations/script.py.mako",
-        f"{PACKAGE}/_migrations/versions/0001_initial_schema.py",
+        f"{PACKAGE}/db/migrations/env.py",
+        f"{PACKAGE}/db/migrations/script.py.mako",
+        f"{PACKAGE}/db/migrations/versions/0001_initial_schema.py",
     }
     expected |= {
-        f"{PACKAGE}/_migrations/versions/{p.name}"
-        for p in (REPO_ROOT / "migrations" / "versions").glob("*.py")
+        f"{PACKAGE}/db/migrations/versions/{p.name}"
+        for p in (REPO_ROOT / PACKAGE / "db" / "migrations" / "versions").glob("*.py")
     }
     assert expected <= names, f"missing from the wheel: {sorted(expected - names)}"
     strays = sorted(n for n in names if n.split("/")[0] in ("migrations", "tests", "benchmarks"))
@@ -165,4 +165,4 @@ def test_installed_wheel_migrates_a_fresh_duckdb_from_outside_the_checkout(
         location = Path(report[key]).resolve()
         assert location.is_relative_to(site_packages), f"{key}={location} not in {site_packages}"
         assert not location.is_relative_to(REPO_ROOT), f"{key}={location} is in the checkout"
-    assert Path(report["migrations_dir"]).name == "_migrations"
+    assert Path(report["migrations_dir"]).parts[-3:] == (PACKAGE, "db", "migrations")

@@ -21,8 +21,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
-from ..errors import WorkspaceLockedError
-from ..types import json_text
+from nirs4all_store.errors import WorkspaceLockedError
+from nirs4all_store.types import json_text
 
 URL_ENV_VAR = "NIRS4ALL_STORE_URL"
 DB_FILENAME = "store.duckdb"

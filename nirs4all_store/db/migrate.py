@@ -14,23 +14,23 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import MigrationRequiredError, SchemaTooNewError
-from ..models import SKIP_ON
+from nirs4all_store.errors import MigrationRequiredError, SchemaTooNewError
+from nirs4all_store.models import SKIP_ON
 
 VERSION_TABLE = "nirs4all_store_version"
 HEAD_REVISION = "0005"
 
-_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+#: The Alembic script folder: one location, the same in a checkout and in the wheel.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def migrations_dir() -> Path:
-    """The Alembic script folder: inside the installed wheel, else the checkout's."""
-    for candidate in (_PACKAGE_DIR / "_migrations", _PACKAGE_DIR.parent / "migrations"):
-        if (candidate / "env.py").is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"nirs4all-store migrations not found next to {_PACKAGE_DIR}: the installation is broken"
-    )
+    """The Alembic script folder (`nirs4all_store/db/migrations`)."""
+    if not (MIGRATIONS_DIR / "env.py").is_file():
+        raise FileNotFoundError(
+            f"nirs4all-store migrations not found in {MIGRATIONS_DIR}: the installation is broken"
+        )
+    return MIGRATIONS_DIR
 
 
 def make_include_object(dialect_name: str) -> Callable[..., bool]:

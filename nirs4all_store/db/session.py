@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import ConstraintError, DatabaseError, StoreError
+from nirs4all_store.errors import ConstraintError, DatabaseError, StoreError
 
 T = TypeVar("T")
 

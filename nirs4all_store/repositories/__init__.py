@@ -6,12 +6,12 @@ An application with its own Session can use them directly::
         run_id = RunRepository(session).create("my run")
 """
 
-from .artifacts import ArtifactRepository
-from .chains import ChainRepository
-from .logs import LogRepository
-from .pipelines import PipelineRepository
-from .predictions import PredictionRepository
-from .runs import RunRepository
+from nirs4all_store.repositories.artifacts import ArtifactRepository
+from nirs4all_store.repositories.chains import ChainRepository
+from nirs4all_store.repositories.logs import LogRepository
+from nirs4all_store.repositories.pipelines import PipelineRepository
+from nirs4all_store.repositories.predictions import PredictionRepository
+from nirs4all_store.repositories.runs import RunRepository
 
 __all__ = [
     "ArtifactRepository",

@@ -12,9 +12,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..models import Artifact
-from ..types import utcnow
-from .base import forget_known, insert_rows, rows_to_arrow
+from nirs4all_store.models import Artifact
+from nirs4all_store.repositories.base import forget_known, insert_rows, rows_to_arrow
+from nirs4all_store.types import utcnow
 
 T = Artifact.__table__
 
@@ -95,7 +95,7 @@ class ArtifactRepository:
             )
 
     def missing(self, artifact_ids: Iterable[str]) -> list[str]:
-        from .base import missing_ids
+        from nirs4all_store.repositories.base import missing_ids
 
         return missing_ids(self.session, T.c.artifact_id, artifact_ids)
 

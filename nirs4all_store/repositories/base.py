@@ -18,7 +18,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..types import (
+from nirs4all_store.types import (
     Float64Array,
     JSONText,
     JSONValue,

@@ -11,9 +11,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..models import Chain
-from ..types import utcnow
-from .base import (
+from nirs4all_store.models import Chain
+from nirs4all_store.repositories.base import (
     FOLD_STRATEGIES,
     check_choice,
     check_id,
@@ -26,6 +25,7 @@ from .base import (
     note_known,
     rows_to_arrow,
 )
+from nirs4all_store.types import utcnow
 
 T = Chain.__table__
 

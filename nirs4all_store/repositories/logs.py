@@ -9,9 +9,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..models import Log, Pipeline
-from ..types import utcnow
-from .base import (
+from nirs4all_store.models import Log, Pipeline
+from nirs4all_store.repositories.base import (
     LOG_LEVELS,
     check_choice,
     check_id,
@@ -24,6 +23,7 @@ from .base import (
     new_id,
     rows_to_arrow,
 )
+from nirs4all_store.types import utcnow
 
 T = Log.__table__
 

@@ -8,9 +8,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..models import Pipeline
-from ..types import utcnow
-from .base import (
+from nirs4all_store.models import Pipeline
+from nirs4all_store.repositories.base import (
     PIPELINE_STATUSES,
     check_choice,
     check_id,
@@ -24,6 +23,7 @@ from .base import (
     note_known,
     rows_to_arrow,
 )
+from nirs4all_store.types import utcnow
 
 T = Pipeline.__table__
 

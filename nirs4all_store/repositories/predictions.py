@@ -19,9 +19,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..models import Pipeline, Prediction, PredictionArrays
-from ..types import utcnow
-from .base import (
+from nirs4all_store.models import Pipeline, Prediction, PredictionArrays
+from nirs4all_store.repositories.base import (
     ARROW_MIN_ROWS,
     PARTITIONS,
     TASK_TYPES,
@@ -41,6 +40,7 @@ from .base import (
     rows_to_arrow,
     uuid_or_none,
 )
+from nirs4all_store.types import utcnow
 
 T = Prediction.__table__
 A = PredictionArrays.__table__

@@ -8,9 +8,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ..models import Run
-from ..types import utcnow
-from .base import (
+from nirs4all_store.models import Run
+from nirs4all_store.repositories.base import (
     RUN_STATUSES,
     check_choice,
     check_id,
@@ -22,6 +21,7 @@ from .base import (
     note_known,
     rows_to_arrow,
 )
+from nirs4all_store.types import utcnow
 
 T = Run.__table__
 

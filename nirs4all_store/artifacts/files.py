@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .durable import TEMP_PREFIX, atomic_write, fsync_dir
-from .errors import ArtifactIntegrityError
+from nirs4all_store.durable import TEMP_PREFIX, atomic_write, fsync_dir
+from nirs4all_store.errors import ArtifactIntegrityError
 
 FORMAT_EXTENSIONS = {"joblib": "joblib", "pickle": "pkl"}
 _CHUNK = 1 << 20

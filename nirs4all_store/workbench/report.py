@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .durable import atomic_write
-from .progress import format_value
-from .runner import RunResult, leaderboard_rows, metric_ascending
-from .store import WorkspaceStore
+from nirs4all_store.durable import atomic_write
+from nirs4all_store.store import WorkspaceStore
+from nirs4all_store.workbench.progress import format_value
+from nirs4all_store.workbench.training.session import RunResult, leaderboard_rows, metric_ascending
 
 __all__ = ["PlotDependencyError", "require_matplotlib", "write_report"]
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .artifacts import sha256_file
-from .durable import fsync_file, replace
-from .repositories import ArtifactRepository, ChainRepository
+from nirs4all_store.artifacts.files import sha256_file
+from nirs4all_store.durable import fsync_file, replace
+from nirs4all_store.repositories import ArtifactRepository, ChainRepository
 
 if TYPE_CHECKING:
-    from .store import WorkspaceStore
+    from nirs4all_store.store import WorkspaceStore
 
 
 @dataclass
@@ -175,7 +175,7 @@ def compact_duckdb_file(db_file: Path) -> None:
     try:
         con = duckdb.connect(str(db_file))
     except duckdb.Error as exc:
-        from .errors import WorkspaceLockedError
+        from nirs4all_store.errors import WorkspaceLockedError
 
         raise WorkspaceLockedError(
             f"cannot vacuum {db_file}: it is open elsewhere ({str(exc).splitlines()[0]}). "

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL, Engine
 
-from ..durable import atomic_copy
-from ..errors import UnknownSchemaError
-from . import engine as engines
-from . import migrate
-from .session import is_driver_error, translate
+from nirs4all_store.db import engine as engines
+from nirs4all_store.db import migrate
+from nirs4all_store.db.session import is_driver_error, translate
+from nirs4all_store.durable import atomic_copy
+from nirs4all_store.errors import UnknownSchemaError
 
 
 def open_engine(
@@ -36,7 +36,7 @@ def open_engine(
         if url is None:
             assert workspace is not None
             url = engines.duckdb_url(workspace / engines.DB_FILENAME)
-            from ..legacy import recover_interrupted_adoption
+            from nirs4all_store.legacy.adopt import recover_interrupted_adoption
 
             recover_interrupted_adoption(workspace)
         engine = engines.create_store_engine(url, lock_timeout=lock_timeout, hold_lock=hold_lock)
@@ -67,7 +67,7 @@ def ensure_schema(engine: Engine, workspace: Path | None, *, may_adopt: bool) ->
                 "schema version: refusing to write into it"
             ) from None
         engine.dispose()
-        from ..legacy import adopt_legacy_workspace
+        from nirs4all_store.legacy.adopt import adopt_legacy_workspace
 
         adopt_legacy_workspace(workspace or db_file.parent)
         engine.dispose()

@@ -50,11 +50,17 @@ from typing import Literal
 
 import duckdb
 
-from .db.engine import DB_FILENAME, create_store_engine, duckdb_url, is_lock_error, locked_error
-from .db.migrate import VERSION_TABLE, upgrade
-from .durable import fsync_dir, fsync_file
-from .errors import AdoptionError, UnknownSchemaError
-from .legacy_schema import (
+from nirs4all_store.db.engine import (
+    DB_FILENAME,
+    create_store_engine,
+    duckdb_url,
+    is_lock_error,
+    locked_error,
+)
+from nirs4all_store.db.migrate import VERSION_TABLE, upgrade
+from nirs4all_store.durable import fsync_dir, fsync_file
+from nirs4all_store.errors import AdoptionError, UnknownSchemaError
+from nirs4all_store.legacy.schema import (
     CORE_TABLES,
     LEGACY_COLUMNS,
     LEGACY_EXTRA_COLUMNS,
@@ -63,9 +69,9 @@ from .legacy_schema import (
     OPTIONAL_TABLES,
     TIMESTAMP_FILL_COLUMNS,
 )
-from .models import Base
-from .repositories.chains import artifact_refs as chain_artifact_ids
-from .repositories.predictions import NATURAL_KEY_SQL
+from nirs4all_store.models import Base
+from nirs4all_store.repositories.chains import artifact_refs as chain_artifact_ids
+from nirs4all_store.repositories.predictions import NATURAL_KEY_SQL
 
 ADOPTING_SUFFIX = ".adopting"
 ADOPTED_SUFFIX = ".adopted"

@@ -20,10 +20,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .models import PipelineTemplate
-from .repositories.base import check_json
-from .store import WorkspaceStore
-from .types import utcnow
+from nirs4all_store.models import PipelineTemplate
+from nirs4all_store.repositories.base import check_json
+from nirs4all_store.store import WorkspaceStore
+from nirs4all_store.types import utcnow
 
 T = PipelineTemplate.__table__
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,127}$")

@@ -19,13 +19,13 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from .durable import atomic_target
-from .models import Prediction, PredictionArrays
-from .repositories.base import arrow_type, check_id
-from .repositories.predictions import FILTERS, apply_filters
+from nirs4all_store.durable import atomic_target
+from nirs4all_store.models import Prediction, PredictionArrays
+from nirs4all_store.repositories.base import arrow_type, check_id
+from nirs4all_store.repositories.predictions import FILTERS, apply_filters
 
 if TYPE_CHECKING:
-    from .store import WorkspaceStore
+    from nirs4all_store.store import WorkspaceStore
 
 T = Prediction.__table__
 A = PredictionArrays.__table__
@@ -134,7 +134,7 @@ def _duckdb_select(
 def _arrow_predictions(
     session: Any, flt: Mapping[str, Any], run_id: str | None, include_arrays: bool
 ) -> pa.Table:
-    from .repositories.predictions import PredictionRepository
+    from nirs4all_store.repositories.predictions import PredictionRepository
 
     repo = PredictionRepository(session)
     table = repo.query(flt, run_id=run_id)

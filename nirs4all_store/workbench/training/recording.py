@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .store import WorkspaceStore
+from nirs4all_store.store import WorkspaceStore
 
 #: Fitted steps are stored as plain pickles: the C pickler serialises a PLS model ~6x faster
 #: than joblib's Python one (0.1 vs 0.6 ms), and `joblib.load` reads them too.

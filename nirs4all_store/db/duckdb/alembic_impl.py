@@ -27,7 +27,7 @@ from alembic.ddl.impl import DefaultImpl
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.schema import DefaultClause
 
-from .duckdb_reflection import install_duckdb_reflection
+from nirs4all_store.db.duckdb.reflection import install_duckdb_reflection
 
 __all__ = ["DuckDBImpl", "normalize_server_default"]
 

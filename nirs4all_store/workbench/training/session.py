@@ -32,16 +32,16 @@ from typing import Any, TextIO
 import numpy as np
 import pyarrow as pa
 
-from .datasets import Dataset, as_datasets
-from .progress import Progress, format_table
-from .recording import (
+from nirs4all_store.store import WorkspaceStore
+from nirs4all_store.workbench.progress import Progress, format_table
+from nirs4all_store.workbench.training.datasets import Dataset, as_datasets
+from nirs4all_store.workbench.training.recording import (
     DEFAULT_COMMIT_EVERY,
     FittedPipeline,
     Recorder,
     check_commit_every,
     traceback_excerpt,
 )
-from .store import WorkspaceStore
 
 __all__ = [
     "METRICS",

@@ -13,7 +13,7 @@ from pathlib import Path
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from nirs4all_store.db import alembic_duckdb  # noqa: F401  (registers the DuckDB impl)
+from nirs4all_store.db.duckdb import alembic_impl  # noqa: F401  (registers the DuckDB impl)
 from nirs4all_store.db.engine import create_store_engine, duckdb_url, url_from_env
 from nirs4all_store.db.migrate import VERSION_TABLE, make_include_object
 from nirs4all_store.models import Base

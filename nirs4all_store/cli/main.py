@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .progress import format_table
+from nirs4all_store.workbench.progress import format_table
 
 PROG = "nirs4all-store"
 DEFAULT_WORKSPACE = "workspace"
@@ -32,7 +32,7 @@ KNOWN_CLASSES = {
     "RobustScaler": "sklearn.preprocessing.RobustScaler",
     "Normalizer": "sklearn.preprocessing.Normalizer",
     "PCA": "sklearn.decomposition.PCA",
-    "SNV": "nirs4all_store.transforms.SNV",
+    "SNV": "nirs4all_store.workbench.training.transforms.SNV",
     "PLSRegression": "sklearn.cross_decomposition.PLSRegression",
     "Ridge": "sklearn.linear_model.Ridge",
     "Lasso": "sklearn.linear_model.Lasso",
@@ -183,14 +183,14 @@ def _short(value: Any, n: int = 8) -> str:
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from .store import WorkspaceStore
+    from nirs4all_store.store import WorkspaceStore
 
     url = args.url or os.environ.get("NIRS4ALL_STORE_URL") or None
     return WorkspaceStore(args.workspace, url=url)
 
 
 def _run_row(store: Any, run_id: str) -> dict[str, Any]:
-    from .repositories.base import check_id
+    from nirs4all_store.repositories.base import check_id
 
     try:
         check_id("run_id", run_id)
@@ -217,7 +217,7 @@ def _find_run(store: Any, prefix: str) -> dict[str, Any]:
 
 
 def _run_result(store: Any, run: dict[str, Any]) -> Any:
-    from .runner import RunResult
+    from nirs4all_store.workbench.training.session import RunResult
 
     metric = (run.get("config") or {}).get("metric") or "rmse"
     ids = store.list_pipelines(run_id=run["run_id"]).column("pipeline_id").to_pylist()
@@ -228,9 +228,9 @@ def _run_result(store: Any, run: dict[str, Any]) -> Any:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .bundle import predict
-    from .datasets import synthetic_nirs
-    from .runner import run
+    from nirs4all_store.workbench.bundle import predict
+    from nirs4all_store.workbench.training.datasets import synthetic_nirs
+    from nirs4all_store.workbench.training.session import run
 
     dataset = synthetic_nirs(args.samples, args.wavelengths, seed=args.seed, test_fraction=0.25)
     pipelines = load_pipeline_spec("demo")
@@ -283,8 +283,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .datasets import DatasetError, load_nirs4all_folder
-    from .runner import run
+    from nirs4all_store.workbench.training.datasets import DatasetError, load_nirs4all_folder
+    from nirs4all_store.workbench.training.session import run
 
     pipelines = load_pipeline_spec(args.pipeline)
     datasets = []
@@ -394,7 +394,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_top(args: argparse.Namespace) -> int:
-    from .runner import SCORE_COLUMN, leaderboard_rows, metric_ascending
+    from nirs4all_store.workbench.training.session import (
+        SCORE_COLUMN,
+        leaderboard_rows,
+        metric_ascending,
+    )
 
     with _open(args) as store:
         if args.run:
@@ -485,8 +489,8 @@ def cmd_export_predictions(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .bundle import load_bundle
-    from .datasets import DatasetError, _parse_table
+    from nirs4all_store.workbench.bundle import load_bundle
+    from nirs4all_store.workbench.training.datasets import DatasetError, _parse_table
 
     csv_path = Path(args.csv)
     if not csv_path.is_file():
@@ -566,7 +570,11 @@ def cmd_delete_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import PlotDependencyError, require_matplotlib, write_report
+    from nirs4all_store.workbench.report import (
+        PlotDependencyError,
+        require_matplotlib,
+        write_report,
+    )
 
     try:
         require_matplotlib()  # before touching the workspace
@@ -583,7 +591,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _db_engine(args: argparse.Namespace, *, create: bool) -> tuple[Any, str]:
-    from .db import engine as engines
+    from nirs4all_store.db import engine as engines
 
     url = args.url or os.environ.get("NIRS4ALL_STORE_URL") or None
     if url is None:
@@ -601,10 +609,10 @@ def _db_engine(args: argparse.Namespace, *, create: bool) -> tuple[Any, str]:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from .db import migrate
+    from nirs4all_store.db import migrate
 
     if args.db_command == "adopt":
-        from .legacy import adopt_legacy_workspace
+        from nirs4all_store.legacy.adopt import adopt_legacy_workspace
 
         report = adopt_legacy_workspace(Path(args.workspace), dry_run=args.dry_run)
         _emit(

@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import artifacts as files
-from .durable import atomic_target
-from .errors import BundleError
-from .exports import resolve_output
-from .replay import artifact_ids, expected_features, replay_steps
+from nirs4all_store.artifacts import files
+from nirs4all_store.durable import atomic_target
+from nirs4all_store.errors import BundleError
+from nirs4all_store.workbench.exports import resolve_output
+from nirs4all_store.workbench.replay import artifact_ids, expected_features, replay_steps
 
 if TYPE_CHECKING:
-    from .store import WorkspaceStore
+    from nirs4all_store.store import WorkspaceStore
 
 BUNDLE_FORMAT = "n4a"
 BUNDLE_FORMAT_VERSION = 1
@@ -74,7 +74,7 @@ _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 def _versions() -> dict[str, str]:
     import sklearn
 
-    from . import __version__
+    from nirs4all_store._version import __version__
 
     return {
         "python": platform.python_version(),
@@ -96,7 +96,7 @@ def export_chain(
     file is missing; ArtifactIntegrityError when one is corrupted. Nothing is left on disk
     when any of these happens (the bundle is written to a temporary file, then renamed).
     """
-    from .repositories.base import check_id
+    from nirs4all_store.repositories.base import check_id
 
     if format != BUNDLE_FORMAT:
         raise ValueError(f"unsupported bundle format {format!r}: expected {BUNDLE_FORMAT!r}")
