@@ -18,6 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from builders import unpack_legacy
 from pg_server import create_database, session_pg_url
 
 from nirs4all_store import WorkspaceStore
@@ -122,3 +123,18 @@ def open_store(
 @pytest.fixture
 def store(open_store: Callable[..., WorkspaceStore]) -> WorkspaceStore:
     return open_store()
+
+
+@pytest.fixture
+def legacy_store(tmp_path: Path) -> Iterator[Callable[[], tuple[WorkspaceStore, dict[str, Any]]]]:
+    opened: list[WorkspaceStore] = []
+
+    def _open() -> tuple[WorkspaceStore, dict[str, Any]]:
+        folder, expected = unpack_legacy(tmp_path)
+        store = WorkspaceStore(folder)
+        opened.append(store)
+        return store, expected
+
+    yield _open
+    for store in opened:
+        store.close()

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from test_replay import regression_setup
+from builders import regression_setup
 
 from nirs4all_store import WorkspaceStore
 

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 import sklearn
+from builders import fold_ridges, save_chain, spectra
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
-from test_replay import fold_ridges, legacy_store, save_chain, spectra  # noqa: F401
 
 import nirs4all_store
 from nirs4all_store import BundleError, WorkspaceStore
@@ -243,7 +243,7 @@ def test_failed_export_leaves_no_file(store: WorkspaceStore, tmp_path: Path) -> 
 
 
 def test_legacy_chain_exports_and_predicts_its_expected_values(
-    legacy_store: Callable[[], tuple[WorkspaceStore, dict[str, Any]]],  # noqa: F811
+    legacy_store: Callable[[], tuple[WorkspaceStore, dict[str, Any]]],
     tmp_path: Path,
 ) -> None:
     store, expected = legacy_store()

@@ -33,8 +33,8 @@ from nirs4all_store.legacy.adopt import (
 )
 from nirs4all_store.legacy.schema import CORE_TABLES
 
-FIXTURE = Path(__file__).parent / "fixtures" / "nirs4all_v4_workspace.tar.gz"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "nirs4all_v4_workspace.tar.gz"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import pytest
 from nirs4all_store.cli.main import main
 from nirs4all_store.workbench.training.datasets import synthetic_nirs, write_nirs4all_folder
 
-FIXTURE = Path(__file__).parent / "fixtures" / "nirs4all_v4_workspace.tar.gz"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "nirs4all_v4_workspace.tar.gz"
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -35,7 +35,7 @@ from nirs4all_store.db.engine import create_store_engine, duckdb_url
 from nirs4all_store.models import SKIP_ON, Base
 from nirs4all_store.repositories.predictions import natural_key
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: The seven workspace tables of the initial schema (later revisions add more).
 CORE_TABLES = {
