@@ -36,9 +36,15 @@ from nirs4all_store.repositories import (
     RunRepository,
 )
 from nirs4all_store.repositories.artifacts import artifact_id_for
-from nirs4all_store.repositories.base import check_id, check_uuid, new_ids, require_ids
-from nirs4all_store.repositories.predictions import validate_arrays, validate_prediction
+from nirs4all_store.repositories.base import require_ids
 from nirs4all_store.types import utcnow
+from nirs4all_store.validation import (
+    check_id,
+    check_uuid,
+    new_ids,
+    validate_arrays,
+    validate_prediction,
+)
 
 ARTIFACTS_DIRNAME = "artifacts"
 #: How long an artifact saved but not yet referenced by a chain is spared by deletions.

@@ -7,8 +7,6 @@ Repositories work over a caller's `Session` and never commit: the caller (the
 from __future__ import annotations
 
 import contextlib
-import math
-import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -23,153 +21,9 @@ from nirs4all_store.types import (
     JSONText,
     JSONValue,
     UTCDateTime,
-    json_document,
     json_text,
-    sanitize_json,
     to_utc_naive,
 )
-
-RUN_STATUSES = ("running", "completed", "failed")
-PIPELINE_STATUSES = ("running", "completed", "failed")
-PARTITIONS = ("train", "val", "test")
-TASK_TYPES = ("regression", "classification")
-LOG_LEVELS = ("debug", "info", "warning", "error")
-FOLD_STRATEGIES = ("per_fold", "shared")
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def new_ids(n: int) -> list[str]:
-    """`n` random (version 4) UUID strings at once: ~0.6 us each against ~4 us for
-    `str(uuid.uuid4())`, which is 40% of validating a prediction on the bulk path."""
-    raw = bytearray(os.urandom(16 * n))
-    raw[6::16] = bytes((b & 0x0F) | 0x40 for b in raw[6::16])  # version 4
-    raw[8::16] = bytes((b & 0x3F) | 0x80 for b in raw[8::16])  # RFC 4122 variant
-    h = raw.hex()
-    return [
-        f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-{h[i + 12 : i + 16]}-"
-        f"{h[i + 16 : i + 20]}-{h[i + 20 : i + 32]}"
-        for i in range(0, 32 * n, 32)
-    ]
-
-
-def check_id(field: str, value: Any, *, optional: bool = False) -> str | None:
-    """Ids are non-empty strings; NaN, numbers and blanks are refused by name."""
-    if value is None and optional:
-        return None
-    if type(value) is str and value and not value[0].isspace() and value.lower() != "nan":
-        return value  # the common case, without the slower checks below (bulk-path speed)
-    if not isinstance(value, str) or not value.strip() or value.strip().lower() == "nan":
-        raise ValueError(f"{field} must be a non-empty id string, got {value!r}")
-    return value
-
-
-def uuid_or_none(value: Any) -> str | None:
-    """The canonical spelling (lowercase, hyphenated) of a UUID string, None if it is not one.
-
-    Lookups use it: an id that is not a UUID cannot name a stored prediction on any backend.
-    """
-    if not isinstance(value, str):
-        return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
-
-
-def check_uuid(field: str, value: Any) -> str:
-    """A UUID id in its canonical spelling; anything else is refused by name.
-
-    Prediction ids are UUIDs (native UUID keys on DuckDB, revision 0005); canonicalising on
-    the way in keeps them identical on every backend."""
-    canonical = uuid_or_none(value)
-    if canonical is None:
-        raise ValueError(f"{field} must be a UUID string (e.g. {new_id()!r}), got {value!r}")
-    return canonical
-
-
-def check_choice(field: str, value: Any, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{field} must be one of {list(allowed)}, got {value!r}")
-    return str(value)
-
-
-def check_text(field: str, value: Any, *, optional: bool = False) -> str | None:
-    if type(value) is str:
-        return value
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"{field} must be a string, got {type(value).__name__}: {value!r}")
-    return value
-
-
-def check_number(field: str, value: Any, *, optional: bool = True) -> float | None:
-    """A real number; NaN means "missing" and is stored as NULL (NaN sorts above every number
-    on DuckDB and PostgreSQL, SQLite turns it into NULL: NULL is the one portable form)."""
-    if type(value) is float:
-        return None if value != value else value  # NaN is the one value unequal to itself
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{field} must be a number, got {type(value).__name__}: {value!r}")
-    number = float(value)
-    return None if math.isnan(number) else number
-
-
-def check_int(field: str, value: Any, *, optional: bool = True) -> int | None:
-    if type(value) is int:
-        return value
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, (float, np.floating)) and math.isfinite(value) and value == int(value):
-            return int(value)
-        raise TypeError(f"{field} must be an integer, got {type(value).__name__}: {value!r}")
-    return int(value)
-
-
-def check_json(field: str, value: Any, *, encoded: bool = False) -> Any:
-    """A JSON-serialisable value (NaN/inf become null); TypeError names the field.
-
-    `encoded=True` returns it already encoded (a `JSONText`, `types.json_document`): the
-    bulk path then inserts the text as it is instead of encoding the document again."""
-    if value is None:
-        return None
-    try:
-        return json_document(value) if encoded else sanitize_json(value)
-    except TypeError as exc:
-        raise TypeError(f"{field} is not JSON-serialisable: {exc}") from None
-
-
-def as_float_array(
-    field: str, value: Any, *, ndim: int = 1, optional: bool = True
-) -> np.ndarray | None:
-    if value is None and optional:
-        return None
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{field} must be numeric, got {type(value).__name__}: {exc}") from None
-    if ndim == 1 and arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != ndim:
-        raise ValueError(f"{field} must be {ndim}-D, got shape {arr.shape}")
-    return arr
-
-
-def as_index_array(field: str, value: Any) -> np.ndarray | None:
-    if value is None:
-        return None
-    arr = np.asarray(value)
-    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-        raise ValueError(
-            f"{field} must be a 1-D integer array, got dtype {arr.dtype}, shape {arr.shape}"
-        )
-    return arr.astype(np.int64)
-
 
 # -- parents known to exist in the current transaction ------------------------------------
 # Recording one pipeline inserts the pipeline, then its chain, predictions and logs, each

@@ -12,20 +12,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nirs4all_store.models import Chain
-from nirs4all_store.repositories.base import (
+from nirs4all_store.repositories.base import forget_known, insert_rows, note_known, rows_to_arrow
+from nirs4all_store.types import utcnow
+from nirs4all_store.validation import (
     FOLD_STRATEGIES,
     check_choice,
     check_id,
     check_int,
     check_json,
     check_text,
-    forget_known,
-    insert_rows,
     new_id,
-    note_known,
-    rows_to_arrow,
 )
-from nirs4all_store.types import utcnow
 
 T = Chain.__table__
 

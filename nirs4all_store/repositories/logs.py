@@ -10,7 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nirs4all_store.models import Log, Pipeline
-from nirs4all_store.repositories.base import (
+from nirs4all_store.repositories.base import forget_known, insert_rows, rows_to_arrow
+from nirs4all_store.types import utcnow
+from nirs4all_store.validation import (
     LOG_LEVELS,
     check_choice,
     check_id,
@@ -18,12 +20,8 @@ from nirs4all_store.repositories.base import (
     check_json,
     check_number,
     check_text,
-    forget_known,
-    insert_rows,
     new_id,
-    rows_to_arrow,
 )
-from nirs4all_store.types import utcnow
 
 T = Log.__table__
 

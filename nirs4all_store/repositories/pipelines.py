@@ -10,20 +10,22 @@ from sqlalchemy.orm import Session
 
 from nirs4all_store.models import Pipeline
 from nirs4all_store.repositories.base import (
+    forget_known,
+    insert_rows,
+    is_known,
+    note_known,
+    rows_to_arrow,
+)
+from nirs4all_store.types import utcnow
+from nirs4all_store.validation import (
     PIPELINE_STATUSES,
     check_choice,
     check_id,
     check_json,
     check_number,
     check_text,
-    forget_known,
-    insert_rows,
-    is_known,
     new_id,
-    note_known,
-    rows_to_arrow,
 )
-from nirs4all_store.types import utcnow
 
 T = Pipeline.__table__
 

@@ -9,19 +9,16 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nirs4all_store.models import Run
-from nirs4all_store.repositories.base import (
+from nirs4all_store.repositories.base import forget_known, is_known, note_known, rows_to_arrow
+from nirs4all_store.types import utcnow
+from nirs4all_store.validation import (
     RUN_STATUSES,
     check_choice,
     check_id,
     check_json,
     check_text,
-    forget_known,
-    is_known,
     new_id,
-    note_known,
-    rows_to_arrow,
 )
-from nirs4all_store.types import utcnow
 
 T = Run.__table__
 

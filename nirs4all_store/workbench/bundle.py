@@ -96,7 +96,7 @@ def export_chain(
     file is missing; ArtifactIntegrityError when one is corrupted. Nothing is left on disk
     when any of these happens (the bundle is written to a temporary file, then renamed).
     """
-    from nirs4all_store.repositories.base import check_id
+    from nirs4all_store.validation import check_id
 
     if format != BUNDLE_FORMAT:
         raise ValueError(f"unsupported bundle format {format!r}: expected {BUNDLE_FORMAT!r}")

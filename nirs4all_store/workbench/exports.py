@@ -21,8 +21,9 @@ import sqlalchemy as sa
 
 from nirs4all_store.durable import atomic_target
 from nirs4all_store.models import Prediction, PredictionArrays
-from nirs4all_store.repositories.base import arrow_type, check_id
-from nirs4all_store.repositories.predictions import FILTERS, apply_filters
+from nirs4all_store.repositories.base import arrow_type
+from nirs4all_store.repositories.predictions import apply_filters
+from nirs4all_store.validation import FILTERS, check_id
 
 if TYPE_CHECKING:
     from nirs4all_store.store import WorkspaceStore

@@ -21,9 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from nirs4all_store.models import PipelineTemplate
-from nirs4all_store.repositories.base import check_json
 from nirs4all_store.store import WorkspaceStore
 from nirs4all_store.types import utcnow
+from nirs4all_store.validation import check_json
 
 T = PipelineTemplate.__table__
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,127}$")

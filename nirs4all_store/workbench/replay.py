@@ -272,7 +272,7 @@ def replay_chain(
     KeyError for an unknown chain; RuntimeError for a chain without model artifacts;
     ValueError naming expected and given feature counts when X has the wrong width.
     """
-    from nirs4all_store.repositories.base import check_id
+    from nirs4all_store.validation import check_id
 
     check_id("chain_id", chain_id)
     chain = store.get_chain(chain_id)
