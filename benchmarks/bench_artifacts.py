@@ -53,7 +53,7 @@ def load_without_hash(store: WorkspaceStore, artifact_id: str) -> Any:
     """`load_artifact` minus the SHA-256 check: the baseline the check is measured against."""
     row = store.get_artifact(artifact_id)
     assert row is not None
-    data = store._files.path(row["artifact_path"]).read_bytes()
+    data = store.vault.files.path(row["artifact_path"]).read_bytes()
     return files.deserialize(data, row["format"])
 
 

@@ -27,13 +27,25 @@ from nirs4all_store.errors import (
     UnknownSchemaError,
     WorkspaceLockedError,
 )
+from nirs4all_store.extensions import register as _register
 from nirs4all_store.store import WorkspaceStore
+
+# The facade's workbench conveniences (WorkspaceStore.replay_chain, export_*): the core
+# never imports the workbench, the package registers them here (nirs4all_store.extensions).
+for _name, _target in {
+    "replay_chain": "nirs4all_store.workbench.replay:replay_chain",
+    "export_chain": "nirs4all_store.workbench.bundle:export_chain",
+    "export_predictions_parquet": "nirs4all_store.workbench.exports:export_predictions_parquet",
+    "export_run": "nirs4all_store.workbench.exports:export_run",
+    "export_pipeline_config": "nirs4all_store.workbench.exports:export_pipeline_config",
+}.items():
+    _register(_name, _target)
 
 # Heavier parts (scikit-learn, joblib) load on first use, so `import nirs4all_store` and
 # opening a workspace stay fast: name -> module that defines it.
 _LAZY = {
     "run": "workbench.training.session",
-    "RunResult": "workbench.training.session",
+    "RunResult": "workbench.training.result",
     "predict": "workbench.bundle",
     "load_bundle": "workbench.bundle",
     "Bundle": "workbench.bundle",
@@ -43,7 +55,7 @@ _LAZY = {
     "adopt_legacy_workspace": "legacy.adopt",
     "AdoptionReport": "legacy.adopt",
     "Dataset": "workbench.training.datasets",
-    "DatasetError": "workbench.training.datasets",
+    "DatasetError": "workbench.training.dataset_files",
     "synthetic_nirs": "workbench.training.datasets",
     "load_nirs4all_folder": "workbench.training.datasets",
     "SNV": "workbench.training.transforms",
@@ -54,13 +66,14 @@ if TYPE_CHECKING:
     from nirs4all_store.workbench.bundle import Bundle, export_chain, load_bundle, predict
     from nirs4all_store.workbench.library import PipelineLibrary
     from nirs4all_store.workbench.replay import replay_chain
+    from nirs4all_store.workbench.training.dataset_files import DatasetError
     from nirs4all_store.workbench.training.datasets import (
         Dataset,
-        DatasetError,
         load_nirs4all_folder,
         synthetic_nirs,
     )
-    from nirs4all_store.workbench.training.session import RunResult, run
+    from nirs4all_store.workbench.training.result import RunResult
+    from nirs4all_store.workbench.training.session import run
     from nirs4all_store.workbench.training.transforms import SNV
 
 

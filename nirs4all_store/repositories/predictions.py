@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nirs4all_store.models import Pipeline, Prediction, PredictionArrays
+from nirs4all_store.repositories import prediction_export
 from nirs4all_store.repositories.base import (
     ARROW_MIN_ROWS,
     arrow_insert,
@@ -242,6 +244,28 @@ class PredictionRepository:
             self.session.execute(query).all(),
         )
         return table
+
+    def export_parquet(
+        self,
+        path: Path,
+        filters: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        include_arrays: bool = False,
+    ) -> None:
+        """Write the predictions matching `filters` to a Parquet file at `path` (atomically);
+        `include_arrays` adds y_true, y_pred (list<double>) and y_proba (list<list<double>>).
+        An empty result is a valid file with the full schema."""
+        filtered = apply_filters(sa.select(*T.columns), filters, run_id=run_id)
+
+        def table() -> pa.Table:
+            rows = self.query(filters, run_id=run_id)
+            if not include_arrays:
+                return rows
+            arrays = self.arrays_for(rows.column("prediction_id").to_pylist())
+            return prediction_export.with_arrays(rows, arrays)
+
+        prediction_export.write_parquet(self.session, path, filtered, table, include_arrays)
 
     def arrays_for(self, prediction_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         result: dict[str, dict[str, Any]] = {}

@@ -74,7 +74,7 @@ _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 def _versions() -> dict[str, str]:
     import sklearn
 
-    from nirs4all_store._version import __version__
+    from nirs4all_store import __version__
 
     return {
         "python": platform.python_version(),
@@ -229,6 +229,46 @@ class Bundle:
         )
 
 
+def _read_payloads(
+    zf: zipfile.ZipFile, manifest: dict[str, Any], chain: dict[str, Any], where: str
+) -> dict[str, tuple[bytes, str]]:
+    """(bytes, format) of every artifact the chain uses, each checked against its manifest
+    entry (safe member name, known format, SHA-256) before anything is unpickled."""
+    entries = manifest.get("artifacts")
+    if not isinstance(entries, dict):
+        raise BundleError(f"{where}: manifest.json has no 'artifacts' mapping")
+    try:
+        needed = artifact_ids(chain)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{where}: chain.json cannot be replayed: {exc}") from None
+    missing = [aid for aid in needed if aid not in entries]
+    if missing:
+        raise BundleError(f"{where}: chain uses artifact(s) {missing} not listed in the manifest")
+    payloads: dict[str, tuple[bytes, str]] = {}
+    for artifact_id in needed:
+        entry = entries[artifact_id]
+        member = entry.get("file") if isinstance(entry, dict) else None
+        if not isinstance(member, str) or not member.startswith(f"{ARTIFACTS_DIR}/"):
+            raise BundleError(f"{where}: artifact {artifact_id} has no valid file entry: {entry!r}")
+        _check_member_name(member)
+        fmt = entry.get("format")
+        if fmt not in files.FORMAT_EXTENSIONS:
+            raise BundleError(f"{where}: artifact {artifact_id} has unsupported format {fmt!r}")
+        try:
+            data = zf.read(member)
+        except KeyError:
+            raise BundleError(f"{where}: artifact {artifact_id} file {member} is missing") from None
+        actual = files.sha256_bytes(data)
+        if actual != entry.get("sha256"):
+            raise BundleError(
+                f"{where}: artifact {artifact_id} ({member}) fails its SHA-256 check: "
+                f"{actual} != manifest {entry.get('sha256')}; the bundle was corrupted or "
+                "tampered with"
+            )
+        payloads[artifact_id] = (data, fmt)
+    return payloads
+
+
 def load_bundle(path: str | os.PathLike[str], *, max_bytes: int = MAX_UNCOMPRESSED_BYTES) -> Bundle:
     """Open, verify and deserialise a `.n4a` bundle.
 
@@ -269,44 +309,7 @@ def load_bundle(path: str | os.PathLike[str], *, max_bytes: int = MAX_UNCOMPRESS
         chain = _read_json(zf, CHAIN_NAME, where)
         if not isinstance(chain, dict):
             raise BundleError(f"{where}: chain.json must be an object")
-        entries = manifest.get("artifacts")
-        if not isinstance(entries, dict):
-            raise BundleError(f"{where}: manifest.json has no 'artifacts' mapping")
-        try:
-            needed = artifact_ids(chain)
-        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"{where}: chain.json cannot be replayed: {exc}") from None
-        missing = [aid for aid in needed if aid not in entries]
-        if missing:
-            raise BundleError(
-                f"{where}: chain uses artifact(s) {missing} not listed in the manifest"
-            )
-        payloads: dict[str, tuple[bytes, str]] = {}
-        for artifact_id in needed:
-            entry = entries[artifact_id]
-            member = entry.get("file") if isinstance(entry, dict) else None
-            if not isinstance(member, str) or not member.startswith(f"{ARTIFACTS_DIR}/"):
-                raise BundleError(
-                    f"{where}: artifact {artifact_id} has no valid file entry: {entry!r}"
-                )
-            _check_member_name(member)
-            fmt = entry.get("format")
-            if fmt not in files.FORMAT_EXTENSIONS:
-                raise BundleError(f"{where}: artifact {artifact_id} has unsupported format {fmt!r}")
-            try:
-                data = zf.read(member)
-            except KeyError:
-                raise BundleError(
-                    f"{where}: artifact {artifact_id} file {member} is missing"
-                ) from None
-            actual = files.sha256_bytes(data)
-            if actual != entry.get("sha256"):
-                raise BundleError(
-                    f"{where}: artifact {artifact_id} ({member}) fails its SHA-256 check: "
-                    f"{actual} != manifest {entry.get('sha256')}; the bundle was corrupted or "
-                    "tampered with"
-                )
-            payloads[artifact_id] = (data, fmt)
+        payloads = _read_payloads(zf, manifest, chain, where)
     _warn_versions(manifest, where)
     objects = {aid: files.deserialize(data, fmt) for aid, (data, fmt) in payloads.items()}
     return Bundle(manifest, chain, objects, path=source.resolve())

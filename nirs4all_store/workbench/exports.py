@@ -16,27 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import sqlalchemy as sa
 
 from nirs4all_store.durable import atomic_target
-from nirs4all_store.models import Prediction, PredictionArrays
-from nirs4all_store.repositories.base import arrow_type
-from nirs4all_store.repositories.predictions import apply_filters
+from nirs4all_store.repositories import PredictionRepository
 from nirs4all_store.validation import FILTERS, check_id
 
 if TYPE_CHECKING:
     from nirs4all_store.store import WorkspaceStore
-
-T = Prediction.__table__
-A = PredictionArrays.__table__
-
-#: Array columns `include_arrays=True` adds, with their Arrow types.
-ARRAY_COLUMNS = {
-    "y_true": pa.list_(pa.float64()),
-    "y_pred": pa.list_(pa.float64()),
-    "y_proba": pa.list_(pa.list_(pa.float64())),
-}
 
 
 def resolve_output(
@@ -87,69 +73,10 @@ def export_predictions_parquet(
     run_id, flt = _check_filters(filters)
     path = resolve_output(store, output_path, ".parquet")
     with store.transaction() as session:
-        connection = session.connection()
-        if connection.dialect.name == "duckdb":
-            query = _duckdb_select(flt, run_id, include_arrays)
-            sql = str(
-                query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
-            )
-            raw = connection.connection.driver_connection
-            with atomic_target(path) as tmp:
-                target = str(tmp).replace("'", "''")
-                raw.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)")
-            return path
-        table = _arrow_predictions(session, flt, run_id, include_arrays)
-    import pyarrow.parquet as pq  # deferred: only exports need it
-
-    with atomic_target(path) as tmp:
-        pq.write_table(table, tmp)
+        PredictionRepository(session).export_parquet(
+            path, flt, run_id=run_id, include_arrays=include_arrays
+        )
     return path
-
-
-def _duckdb_select(
-    flt: Mapping[str, Any], run_id: str | None, include_arrays: bool
-) -> sa.Select[Any]:
-    """The predictions query with casts giving the same Arrow types as `query_predictions`."""
-    columns: list[Any] = []
-    for column in T.columns:
-        kind = arrow_type(column)
-        if pa.types.is_timestamp(kind):
-            # Stored as naive UTC; TIMESTAMPTZ (session TimeZone is UTC) marks it as UTC.
-            columns.append(sa.cast(column, sa.DateTime(timezone=True)).label(column.name))
-        elif pa.types.is_int64(kind):
-            columns.append(sa.cast(column, sa.BigInteger).label(column.name))
-        elif pa.types.is_string(kind):
-            columns.append(sa.cast(column, sa.String).label(column.name))
-        else:
-            columns.append(column)
-    if include_arrays:
-        columns.extend(A.c[name] for name in ARRAY_COLUMNS)
-        source = T.outerjoin(A, A.c.prediction_id == T.c.prediction_id)
-        query = sa.select(*columns).select_from(source)
-    else:
-        query = sa.select(*columns)
-    query = apply_filters(query, flt, run_id=run_id)
-    return query.order_by(T.c.created_at, T.c.prediction_id)
-
-
-def _arrow_predictions(
-    session: Any, flt: Mapping[str, Any], run_id: str | None, include_arrays: bool
-) -> pa.Table:
-    from nirs4all_store.repositories.predictions import PredictionRepository
-
-    repo = PredictionRepository(session)
-    table = repo.query(flt, run_id=run_id)
-    if not include_arrays:
-        return table
-    ids = table.column("prediction_id").to_pylist()
-    arrays = repo.arrays_for(ids)
-    for name, kind in ARRAY_COLUMNS.items():
-        values = []
-        for pid in ids:
-            value = arrays.get(pid, {}).get(name)
-            values.append(None if value is None else np.asarray(value).tolist())
-        table = table.append_column(name, pa.array(values, type=kind))
-    return table
 
 
 # -- runs and pipeline configs ------------------------------------------------------------

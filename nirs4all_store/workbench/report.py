@@ -20,7 +20,8 @@ import numpy as np
 from nirs4all_store.durable import atomic_write
 from nirs4all_store.store import WorkspaceStore
 from nirs4all_store.workbench.progress import format_value
-from nirs4all_store.workbench.training.session import RunResult, leaderboard_rows, metric_ascending
+from nirs4all_store.workbench.training.metrics import metric_ascending
+from nirs4all_store.workbench.training.result import RunResult, leaderboard_rows
 
 __all__ = ["PlotDependencyError", "require_matplotlib", "write_report"]
 
@@ -127,6 +128,90 @@ figure{margin:0} figcaption{font-size:12px;color:#555;max-width:500px}
 """
 
 
+def _prediction_series(
+    store: WorkspaceStore, best: dict[str, Any], classification: bool
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(label with its score, observed, predicted) of the chain's fold-avg val and test."""
+    series = []
+    for partition in ("val", "test"):
+        found = store.query_predictions(
+            chain_id=best["chain_id"], fold_id="avg", partition=partition, limit=1
+        ).to_pylist()
+        if not found:
+            continue
+        pred = store.get_prediction(found[0]["prediction_id"], load_arrays=True) or {}
+        y, p = pred.get("y_true"), pred.get("y_pred")
+        if y is None or p is None or len(y) == 0:
+            continue
+        y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+        label = "cross-validation (out-of-fold)" if partition == "val" else "test (mean of folds)"
+        if classification:
+            acc = float(np.mean(y == p))
+            series.append((f"{label}: accuracy {acc:.3f}", y, p))
+        else:
+            rmse, r2 = _rmse_r2(y, p)
+            series.append((f"{label}: RMSE {rmse:.4g}, R2 {r2:.3f}", y, p))
+    return series
+
+
+def _figure_html(store: WorkspaceStore, plt: Any, best: dict[str, Any]) -> str | None:
+    """The `<figure>` of one leaderboard row, None when it has no arrays to plot."""
+    classification = "classification" in str(best.get("task_type") or "")
+    series = _prediction_series(store, best, classification)
+    if not series:
+        return None
+    model = f"{best.get('preprocessings') or '-'} > {best['model_name']}"
+    if classification:
+        title = f"{model}\n{best['dataset_name']}: {series[0][0]}"
+        png = _confusion_png(plt, series[0][1], series[0][2], title)
+    else:
+        rmse, r2 = _rmse_r2(series[0][1], series[0][2])
+        title = f"{model}\n{best['dataset_name']}: RMSE {rmse:.4g}, R2 {r2:.3f}"
+        png = _scatter_png(plt, series, title)
+    caption = "; ".join(s[0] for s in series)
+    return (
+        f'<figure><img alt="predicted vs observed, {html.escape(model)}" '
+        f'src="data:image/png;base64,{png}"><figcaption>{html.escape(model)} '
+        f"(chain {html.escape(str(best['chain_id']))}): {html.escape(caption)}"
+        "</figcaption></figure>"
+    )
+
+
+def _page_html(
+    run: dict[str, Any],
+    run_id: str,
+    metric: str,
+    n_pipelines: int,
+    n_failed: int,
+    rows: list[dict[str, Any]],
+    figures: list[str],
+) -> str:
+    """The report page: run facts, the leaderboard table and the figures."""
+    cv = (run.get("config") or {}).get("cv", "?")
+    order = "lower is better" if metric_ascending(metric) else "higher is better"
+    created = run.get("created_at")
+    created_text = (
+        created.isoformat(sep=" ", timespec="seconds") if isinstance(created, dt.datetime) else ""
+    )
+    datasets = ", ".join(
+        str(d.get("name")) for d in (run.get("datasets") or []) if isinstance(d, dict)
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>nirs4all-store run {html.escape(str(run["name"]))}</title><style>{_CSS}</style></head>
+<body>
+<h1>Run {html.escape(str(run["name"]))}</h1>
+<p>run_id {html.escape(run_id)} &middot; status {html.escape(str(run["status"]))} &middot;
+created {html.escape(created_text)} &middot; datasets {html.escape(datasets)} &middot;
+{n_pipelines} pipeline(s), {n_failed} failed &middot; {cv}-fold cross-validation</p>
+<h2>Leaderboard (cross-validated {html.escape(metric)}, {order})</h2>
+{_table_html(rows)}
+<h2>Predicted vs observed</h2>
+<div class="plots">{"".join(figures) or "<p>No predictions with arrays to plot.</p>"}</div>
+</body></html>
+"""
+
+
 def write_report(
     store: WorkspaceStore,
     run_id: str,
@@ -153,68 +238,11 @@ def write_report(
     rows = leaderboard_rows(top, metric)
     figures = []
     for best in top.to_pylist()[:n_plots]:
-        classification = "classification" in str(best.get("task_type") or "")
-        series = []
-        for partition in ("val", "test"):
-            found = store.query_predictions(
-                chain_id=best["chain_id"], fold_id="avg", partition=partition, limit=1
-            ).to_pylist()
-            if not found:
-                continue
-            pred = store.get_prediction(found[0]["prediction_id"], load_arrays=True) or {}
-            y, p = pred.get("y_true"), pred.get("y_pred")
-            if y is None or p is None or len(y) == 0:
-                continue
-            y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
-            label = (
-                "cross-validation (out-of-fold)" if partition == "val" else "test (mean of folds)"
-            )
-            if classification:
-                acc = float(np.mean(y == p))
-                series.append((f"{label}: accuracy {acc:.3f}", y, p))
-            else:
-                rmse, r2 = _rmse_r2(y, p)
-                series.append((f"{label}: RMSE {rmse:.4g}, R2 {r2:.3f}", y, p))
-        if not series:
-            continue
-        model = f"{best.get('preprocessings') or '-'} > {best['model_name']}"
-        if classification:
-            title = f"{model}\n{best['dataset_name']}: {series[0][0]}"
-            png = _confusion_png(plt, series[0][1], series[0][2], title)
-        else:
-            rmse, r2 = _rmse_r2(series[0][1], series[0][2])
-            title = f"{model}\n{best['dataset_name']}: RMSE {rmse:.4g}, R2 {r2:.3f}"
-            png = _scatter_png(plt, series, title)
-        caption = "; ".join(s[0] for s in series)
-        figures.append(
-            f'<figure><img alt="predicted vs observed, {html.escape(model)}" '
-            f'src="data:image/png;base64,{png}"><figcaption>{html.escape(model)} '
-            f"(chain {html.escape(str(best['chain_id']))}): {html.escape(caption)}"
-            "</figcaption></figure>"
-        )
+        figure = _figure_html(store, plt, best)
+        if figure is not None:
+            figures.append(figure)
     n_failed = sum(1 for s in pipelines.column("status").to_pylist() if s == "failed")
-    order = "lower is better" if metric_ascending(metric) else "higher is better"
-    created = run.get("created_at")
-    created_text = (
-        created.isoformat(sep=" ", timespec="seconds") if isinstance(created, dt.datetime) else ""
-    )
-    datasets = ", ".join(
-        str(d.get("name")) for d in (run.get("datasets") or []) if isinstance(d, dict)
-    )
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>nirs4all-store run {html.escape(str(run["name"]))}</title><style>{_CSS}</style></head>
-<body>
-<h1>Run {html.escape(str(run["name"]))}</h1>
-<p>run_id {html.escape(run_id)} &middot; status {html.escape(str(run["status"]))} &middot;
-created {html.escape(created_text)} &middot; datasets {html.escape(datasets)} &middot;
-{len(ids)} pipeline(s), {n_failed} failed &middot; {config.get("cv", "?")}-fold cross-validation</p>
-<h2>Leaderboard (cross-validated {html.escape(metric)}, {order})</h2>
-{_table_html(rows)}
-<h2>Predicted vs observed</h2>
-<div class="plots">{"".join(figures) or "<p>No predictions with arrays to plot.</p>"}</div>
-</body></html>
-"""
+    page = _page_html(run, run_id, metric, len(ids), n_failed, rows, figures)
     path = Path(output_path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

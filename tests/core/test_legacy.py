@@ -24,14 +24,10 @@ import pytest
 from nirs4all_store.db.migrate import HEAD_REVISION, VERSION_TABLE
 from nirs4all_store.errors import AdoptionError, UnknownSchemaError
 from nirs4all_store.legacy import adopt as legacy
-from nirs4all_store.legacy.adopt import (
-    DuckDBFileVersionError,
-    adopt_legacy_workspace,
-    chain_artifact_ids,
-    read_duckdb_header,
-    recover_interrupted_adoption,
-)
+from nirs4all_store.legacy.adopt import adopt_legacy_workspace, recover_interrupted_adoption
+from nirs4all_store.legacy.header import DuckDBFileVersionError, read_duckdb_header
 from nirs4all_store.legacy.schema import CORE_TABLES
+from nirs4all_store.repositories.chains import artifact_refs as chain_artifact_ids
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "nirs4all_v4_workspace.tar.gz"
 REPO_ROOT = Path(__file__).resolve().parents[2]

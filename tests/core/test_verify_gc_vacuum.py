@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from nirs4all_store import StoreError, VerifyReport, WorkspaceLockedError, WorkspaceStore
-from nirs4all_store.artifacts.verify import compact_duckdb_file
+from nirs4all_store.db.vacuum import compact_duckdb_file
 from nirs4all_store.models import TABLES, Artifact
 
 

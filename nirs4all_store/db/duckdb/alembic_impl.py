@@ -5,7 +5,7 @@ on DuckDB, so a failing migration run rolls back entirely.
 
 Autogenerate (`compare_metadata`, `alembic revision --autogenerate`) also needs:
 - reflection that works on DuckDB: `DuckDBImpl.__init__` installs
-  `duckdb_reflection.install_duckdb_reflection` on the dialect instance Alembic runs on
+  `reflection.install_duckdb_reflection` on the dialect instance Alembic runs on
   (that engine only; this module is imported only where Alembic runs, by migrations/env.py);
 - type synonyms, because DuckDB stores TEXT as VARCHAR, BYTEA as BLOB, REAL as FLOAT,
   DOUBLE PRECISION as DOUBLE: the metadata and the database name the same type

@@ -5,27 +5,14 @@ runner sees one shape of input and `content_hash` (stored as `pipelines.dataset_
 stable whatever form the data arrived in. Only numpy is imported here: loading a dataset must
 not pay for scikit-learn.
 
-nirs4all folder layout: `Xcal` and `Ycal` (training), optionally `Xval` and `Yval` (test), each
-`.csv` or `.csv.gz`, `;`-separated, file names matched case-insensitively (`Xcal.csv`,
-`xcal.CSV.gz`, `X_cal.csv`).
-
-Header rule (the first row of a file is a header when):
-- every cell is non-numeric (column names: `wavelengths` stays None), or
-- X files only: every cell is a number, the row is "wavelength-like" (at least 2 finite values,
-  all > 100, strictly increasing or decreasing: nm or cm-1) and the second row is not.
-A row mixing names and numbers is data, so a typo in the first spectrum is reported rather than
-silently swallowed as a header. A numeric header is never detected in Y files, nor in X files
-with one column or one row.
+The nirs4all folder layout and the header rule of its tables are described in
+`nirs4all_store.workbench.training.dataset_files`, which reads them.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -34,23 +21,30 @@ from typing import Any
 
 import numpy as np
 
+from nirs4all_store.workbench.training.dataset_files import (
+    DELIMITER,
+    ROLE_FILE_RE,
+    DatasetError,
+    encode_table,
+    find_role_files,
+    parse_spectra_table,
+)
+from nirs4all_store.workbench.training.synthetic import synthetic_arrays
+
 __all__ = [
+    "DELIMITER",
     "Dataset",
     "DatasetError",
     "as_datasets",
     "load_nirs4all_folder",
+    "parse_spectra_table",
     "synthetic_arrays",
     "synthetic_nirs",
     "write_nirs4all_folder",
 ]
 
-DELIMITER = ";"
 ROLES = ("Xcal", "Ycal", "Xval", "Yval")
 _HASH_VERSION = b"nirs4all_store.dataset.v1"
-
-
-class DatasetError(ValueError):
-    """A dataset file or folder is malformed; the message names the file, line and expectation."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,67 +183,6 @@ class Dataset:
 # --------------------------------------------------------------------------------------------
 # Synthetic NIR spectra
 
-# Constituent bands (centre nm, width nm, height) near real overtone/combination bands.
-_BANDS: tuple[tuple[tuple[float, float, float], ...], ...] = (
-    ((1450.0, 60.0, 1.0), (1940.0, 70.0, 1.6)),  # water
-    ((1510.0, 40.0, 0.4), (2050.0, 50.0, 0.6), (2180.0, 40.0, 0.5)),  # protein (the target)
-    ((1210.0, 30.0, 0.3), (1725.0, 35.0, 0.5), (2310.0, 30.0, 0.7), (2350.0, 30.0, 0.5)),  # fat
-    ((1580.0, 60.0, 0.3), (2100.0, 60.0, 0.7), (2280.0, 50.0, 0.4)),  # starch
-)
-_TASKS = ("regression", "classification")
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
-
-
-def synthetic_arrays(
-    n_samples: int = 200,
-    n_wavelengths: int = 500,
-    *,
-    task: str = "regression",
-    n_classes: int = 3,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Deterministic NIR-like spectra as plain arrays `(X, y, wavelengths)` over 1000-2500 nm.
-
-    Absorbance = scatter * (concentrations @ pure band spectra) + offset + sloped baseline +
-    noise. Regression y is the protein content (%); classification y is 0..n_classes-1 from
-    quantiles of a latent protein/fat score, so classes are balanced within one sample.
-    """
-    n_samples = _check_int(n_samples, "n_samples", 2)
-    n_wavelengths = _check_int(n_wavelengths, "n_wavelengths", 10)
-    seed = _check_int(seed, "seed", 0)
-    if task not in _TASKS:
-        raise ValueError(f"task must be one of {_TASKS}, got {task!r}")
-    if task == "classification":
-        n_classes = _check_int(n_classes, "n_classes", 2)
-        if n_classes > n_samples:
-            raise ValueError(f"n_classes={n_classes} exceeds n_samples={n_samples}")
-
-    rng = np.random.default_rng(seed)
-    wl = np.linspace(1000.0, 2500.0, n_wavelengths)
-    pure = np.array(
-        [sum(h * np.exp(-0.5 * ((wl - c) / w) ** 2) for c, w, h in bands) for bands in _BANDS]
-    )
-    conc = rng.uniform(0.1, 1.0, size=(n_samples, len(_BANDS)))
-    scatter = rng.normal(1.0, 0.04, size=(n_samples, 1))
-    offset = rng.normal(0.0, 0.05, size=(n_samples, 1))
-    slope = rng.normal(0.0, 0.05, size=(n_samples, 1))
-    noise = rng.normal(0.0, 0.004, size=(n_samples, n_wavelengths))
-    X = scatter * (conc @ pure) + offset + slope * ((wl - 1750.0) / 750.0) + noise + 0.2
-    if task == "regression":
-        y = 8.0 + 12.0 * conc[:, 1] + rng.normal(0.0, 0.1, size=n_samples)
-    else:
-        score = conc[:, 1] - 0.5 * conc[:, 2]
-        edges = np.quantile(score, np.linspace(0.0, 1.0, n_classes + 1)[1:-1])
-        y = np.searchsorted(edges, score, side="right").astype(np.float64)
-    return X, y, wl
-
 
 def synthetic_nirs(
     n_samples: int = 200,
@@ -288,134 +221,6 @@ def synthetic_nirs(
 # --------------------------------------------------------------------------------------------
 # Reading nirs4all folders
 
-_ROLE_RE = re.compile(r"^([xy])[_\-]?(cal|val)\.csv(\.gz)?$", re.IGNORECASE)
-
-
-def _to_float(cell: str) -> float | None:
-    """A cell's number (decimal comma accepted), or None when it is not one."""
-    text = cell.strip().strip('"')
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    if text.count(",") == 1:
-        try:
-            return float(text.replace(",", "."))
-        except ValueError:
-            return None
-    return None
-
-
-def _wavelength_like(values: list[float | None]) -> bool:
-    if len(values) < 2 or any(v is None for v in values):
-        return False
-    arr = np.array(values, dtype=np.float64)
-    if not np.all(np.isfinite(arr)) or not np.all(arr > 100.0):
-        return False
-    diff = np.diff(arr)
-    return bool(np.all(diff > 0) or np.all(diff < 0))
-
-
-def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
-    """Non-blank rows with their 1-based line numbers; gzip and a UTF-8 BOM handled."""
-    try:
-        if path.name.lower().endswith(".gz"):
-            with gzip.open(path, "rb") as fh:
-                raw = fh.read()
-        else:
-            raw = path.read_bytes()
-        text = raw.decode("utf-8-sig")
-    except (OSError, EOFError) as exc:  # BadGzipFile is an OSError
-        raise DatasetError(f"{path}: cannot read the file ({exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: not UTF-8 text ({exc})") from exc
-    rows: list[tuple[int, list[str]]] = []
-    for lineno, line in enumerate(io.StringIO(text, newline=None), start=1):
-        if not line.strip():
-            continue
-        cells = next(csv.reader([line], delimiter=DELIMITER))
-        if len(cells) > 1 and cells[-1].strip() == "":
-            cells = cells[:-1]  # a trailing ';' some exporters add
-        rows.append((lineno, cells))
-    return rows
-
-
-def _parse_table(path: Path, *, x_file: bool) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
-    """(values, wavelengths or None, line number of each data row) of one file."""
-    rows = _read_rows(path)
-    what = "spectra" if x_file else "targets"
-    if not rows:
-        raise DatasetError(f"{path}: the file is empty; expected ';'-separated {what}")
-    first_line, first = rows[0]
-    if len(first) == 1 and ("\t" in first[0] or first[0].count(",") >= 2):
-        raise DatasetError(
-            f"{path} line {first_line}: expected ';'-separated values, "
-            "the line looks ','- or tab-separated"
-        )
-    first_vals = [_to_float(c) for c in first]
-    wavelengths = None
-    header = all(v is None for v in first_vals)
-    if (
-        not header
-        and x_file
-        and len(rows) > 1
-        and _wavelength_like(first_vals)
-        and not _wavelength_like([_to_float(c) for c in rows[1][1]])
-    ):
-        header = True
-        wavelengths = np.array(first_vals, dtype=np.float64)
-    data = rows[1:] if header else rows
-    if not data:
-        raise DatasetError(
-            f"{path}: only a header row (line {first_line}); expected rows of {what}"
-        )
-    width = len(first)
-    ref = f"as on line {first_line}"
-    for lineno, cells in data:
-        if len(cells) != width:
-            raise DatasetError(
-                f"{path} line {lineno}: expected {width} ';'-separated numbers ({ref}), "
-                f"got {len(cells)}"
-            )
-    try:
-        values = np.array([cells for _, cells in data], dtype=np.float64)
-    except ValueError:
-        values = np.empty((len(data), width), dtype=np.float64)
-        for i, (lineno, cells) in enumerate(data):
-            for j, cell in enumerate(cells):
-                number = _to_float(cell)
-                if number is None:
-                    hint = ""
-                    if lineno == first_line:
-                        hint = "; a header row must be all names or all wavelengths"
-                    raise DatasetError(
-                        f"{path} line {lineno}, column {j + 1}: expected a number, "
-                        f"got {cell!r}{hint}"
-                    ) from None
-                values[i, j] = number
-    bad = np.argwhere(~np.isfinite(values))
-    if bad.size:
-        i, j = (int(k) for k in bad[0])
-        raise DatasetError(
-            f"{path} line {data[i][0]}, column {j + 1}: non-finite value "
-            f"{data[i][1][j].strip()!r}; expected a finite number"
-        )
-    return values, wavelengths, [lineno for lineno, _ in data]
-
-
-def _find_role_files(folder: Path) -> dict[str, Path]:
-    found: dict[str, list[Path]] = {}
-    for entry in sorted(folder.iterdir()):
-        m = _ROLE_RE.match(entry.name)
-        if m and entry.is_file():
-            role = m.group(1).upper() + m.group(2).lower()
-            found.setdefault(role, []).append(entry)
-    for role, paths in found.items():
-        if len(paths) > 1:
-            names = ", ".join(p.name for p in paths)
-            raise DatasetError(f"{folder}: several {role} files ({names}); expected exactly one")
-    return {role: paths[0] for role, paths in found.items()}
-
 
 def load_nirs4all_folder(path: str | os.PathLike[str], name: str | None = None) -> Dataset:
     """Load a nirs4all folder (Xcal/Ycal, optional Xval/Yval); the name defaults to the
@@ -425,7 +230,7 @@ def load_nirs4all_folder(path: str | os.PathLike[str], name: str | None = None) 
         raise DatasetError(
             f"{folder}: not a folder; expected a nirs4all folder holding Xcal and Ycal"
         )
-    files = _find_role_files(folder)
+    files = find_role_files(folder)
     missing = [r for r in ("Xcal", "Ycal") if r not in files]
     if missing:
         present = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
@@ -442,8 +247,8 @@ def load_nirs4all_folder(path: str | os.PathLike[str], name: str | None = None) 
     for x_role, y_role in (("Xcal", "Ycal"), ("Xval", "Yval")):
         if x_role not in files:
             continue
-        X, wl, _ = _parse_table(files[x_role], x_file=True)
-        y, _, _ = _parse_table(files[y_role], x_file=False)
+        X, wl, _ = parse_spectra_table(files[x_role], x_file=True)
+        y, _, _ = parse_spectra_table(files[y_role], x_file=False)
         if X.shape[0] != y.shape[0]:
             raise DatasetError(
                 f"{files[x_role]} has {X.shape[0]} rows of spectra but {files[y_role]} has "
@@ -485,15 +290,6 @@ def load_nirs4all_folder(path: str | os.PathLike[str], name: str | None = None) 
 # Writing
 
 
-def _format_table(values: np.ndarray, header: list[str] | None) -> bytes:
-    """Python's shortest round-trip float repr keeps every float64 exact, so a written folder
-    loads back to the same content hash."""
-    lines = [DELIMITER.join(header)] if header is not None else []
-    matrix = values.reshape(values.shape[0], -1).tolist()
-    lines.extend(DELIMITER.join(map(repr, row)) for row in matrix)
-    return ("\n".join(lines) + "\n").encode("utf-8")
-
-
 def write_nirs4all_folder(
     dataset: Dataset,
     path: str | os.PathLike[str],
@@ -512,7 +308,7 @@ def write_nirs4all_folder(
         raise TypeError(f"expected a Dataset, got {type(dataset).__name__}")
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    existing = [p for p in folder.iterdir() if _ROLE_RE.match(p.name) and p.is_file()]
+    existing = [p for p in folder.iterdir() if ROLE_FILE_RE.match(p.name) and p.is_file()]
     if existing and not overwrite:
         names = ", ".join(sorted(p.name for p in existing))
         raise FileExistsError(f"{folder} already holds {names}; pass overwrite=True to replace")
@@ -538,13 +334,7 @@ def write_nirs4all_folder(
         tables.append((f"X{role}", X, x_header))
         tables.append((f"Y{role}", y, y_header if header else None))
     for stem, values, head in tables:
-        data = _format_table(values, head)
-        if compress:
-            buf = io.BytesIO()
-            with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=6, mtime=0) as gz:
-                gz.write(data)
-            data = buf.getvalue()
-        (folder / f"{stem}{suffix}").write_bytes(data)
+        (folder / f"{stem}{suffix}").write_bytes(encode_table(values, head, compress=compress))
     return folder
 
 

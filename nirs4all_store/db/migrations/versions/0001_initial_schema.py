@@ -40,7 +40,7 @@ def _index(table: str, *columns: str) -> None:
         op.create_index(f"ix_{table}_{'_'.join(columns)}", table, list(columns))
 
 
-def upgrade() -> None:
+def _create_runs() -> None:
     op.create_table(
         "runs",
         sa.Column("run_id", sa.String(), nullable=False),
@@ -54,6 +54,9 @@ def upgrade() -> None:
         sa.Column("completed_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("run_id", name="pk_runs"),
     )
+
+
+def _create_pipelines() -> None:
     op.create_table(
         "pipelines",
         sa.Column("pipeline_id", sa.String(), nullable=False),
@@ -75,6 +78,9 @@ def upgrade() -> None:
         *_fk("run_id", "runs.run_id", "pipelines"),
     )
     _index("pipelines", "run_id")
+
+
+def _create_chains() -> None:
     op.create_table(
         "chains",
         sa.Column("chain_id", sa.String(), nullable=False),
@@ -97,6 +103,9 @@ def upgrade() -> None:
         *_fk("pipeline_id", "pipelines.pipeline_id", "chains"),
     )
     _index("chains", "pipeline_id")
+
+
+def _create_predictions() -> None:
     op.create_table(
         "predictions",
         sa.Column("prediction_id", sa.String(), nullable=False),
@@ -137,6 +146,9 @@ def upgrade() -> None:
     )
     _index("predictions", "chain_id")
     _index("predictions", "dataset_name", "partition")
+
+
+def _create_prediction_arrays() -> None:
     op.create_table(
         "prediction_arrays",
         sa.Column("prediction_id", sa.String(), nullable=False),
@@ -148,6 +160,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("prediction_id", name="pk_prediction_arrays"),
         *_fk("prediction_id", "predictions.prediction_id", "prediction_arrays"),
     )
+
+
+def _create_artifacts() -> None:
     op.create_table(
         "artifacts",
         sa.Column("artifact_id", sa.String(), nullable=False),
@@ -163,6 +178,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("artifact_id", name="pk_artifacts"),
     )
     _index("artifacts", "content_hash")
+
+
+def _create_logs() -> None:
     op.create_table(
         "logs",
         sa.Column("log_id", sa.String(), nullable=False),
@@ -179,6 +197,16 @@ def upgrade() -> None:
         *_fk("pipeline_id", "pipelines.pipeline_id", "logs"),
     )
     _index("logs", "pipeline_id")
+
+
+def upgrade() -> None:
+    _create_runs()
+    _create_pipelines()
+    _create_chains()
+    _create_predictions()
+    _create_prediction_arrays()
+    _create_artifacts()
+    _create_logs()
 
 
 def downgrade() -> None:

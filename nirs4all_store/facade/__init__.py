@@ -1,0 +1,1 @@
+"""The facade's calls, one module per group of aggregates; `WorkspaceStore` composes them."""

@@ -1,0 +1,127 @@
+"""Facade calls for artifacts and for what deletes them: `delete_run`, `gc_artifacts`,
+`verify`, `vacuum`. The vault (`nirs4all_store.artifacts.vault`) does the file work."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from nirs4all_store.artifacts.vault import DEFAULT_GRACE_SECONDS
+from nirs4all_store.artifacts.verify import VerifyReport, verify_vault
+from nirs4all_store.db.vacuum import vacuum_database
+from nirs4all_store.facade.base import FacadeBase, delete_pipeline_data
+from nirs4all_store.repositories import ArtifactRepository, PipelineRepository, RunRepository
+from nirs4all_store.types import utcnow
+from nirs4all_store.validation import check_id
+
+
+class ArtifactCalls(FacadeBase):
+    """Fitted objects as content-addressed files, and the deletions that free them."""
+
+    engine: Engine
+    _owns_engine: bool
+
+    def save_artifact(
+        self,
+        obj: Any,
+        operator_class: str | None = None,
+        artifact_type: str | None = None,
+        format: str = "joblib",
+    ) -> str:
+        """Serialise and store `obj` content-addressed; identical bytes share one id and file.
+
+        The file is in place (atomically) before the row commits. No reference is taken:
+        `save_chain` does that. An unreferenced artifact survives `gc_artifacts` for its
+        grace period.
+        """
+        return self.save_artifacts([(obj, operator_class, artifact_type, format)])[0]
+
+    def save_artifacts(self, items: Sequence[Any]) -> list[str]:
+        """`save_artifact` for many objects at once: one lookup, one insert, one commit.
+
+        Each item is `(obj, operator_class, artifact_type[, format])` or a dict with those
+        keys (`obj` required, `format` defaults to "joblib"). Returns the ids in order.
+        """
+        self._check_open()
+        return self.vault.save_many(items)
+
+    def get_artifact(self, artifact_id: str) -> dict[str, Any] | None:
+        """The artifact's row (path, hash, format, size, reference count), or None."""
+        self._check_open()
+        return self.vault.get(artifact_id)
+
+    def get_artifact_path(self, artifact_id: str) -> Path:
+        """Absolute path of an artifact's file (stable across reopen)."""
+        self._check_open()
+        return self.vault.path(artifact_id)
+
+    def load_artifact(self, artifact_id: str) -> Any:
+        """The stored object, after checking its bytes against the recorded SHA-256."""
+        self._check_open()
+        return self.vault.load(artifact_id)
+
+    def list_artifacts(self) -> pa.Table:
+        """Every artifact row."""
+        self._check_open()
+        return self.vault.list()
+
+    def delete_run(self, run_id: str, delete_artifacts: bool = True) -> int:
+        """Delete a run and everything under it in one transaction; returns rows deleted.
+
+        With `delete_artifacts`, artifacts whose last reference this call released are
+        removed too (rows in the transaction, files after it commits), except bytes saved
+        again (by any process) since their last reference, for the grace period of
+        `gc_artifacts`: they may be about to be referenced by a new chain.
+        """
+        check_id("run_id", run_id)
+
+        def work(s: Session) -> tuple[int, list[dict[str, Any]]]:
+            runs = RunRepository(s)
+            runs.require(run_id)
+            pipeline_ids = PipelineRepository(s).ids_of_run(run_id)
+            deleted, released = delete_pipeline_data(s, pipeline_ids)
+            deleted += PipelineRepository(s).delete_of_run(run_id)
+            deleted += runs.delete(run_id)
+            gone: list[dict[str, Any]] = []
+            if delete_artifacts and released:
+                repo = ArtifactRepository(s)
+                cutoff = utcnow() - dt.timedelta(seconds=DEFAULT_GRACE_SECONDS)
+                gone = repo.unreferenced(released, young_cutoff=cutoff)
+                deleted += repo.delete([g["artifact_id"] for g in gone], young_cutoff=cutoff)
+            return deleted, gone
+
+        with self.vault.deleting():
+            deleted, gone = self._run("delete_run", work)
+            self.vault.unlink_unused(gone)
+        return deleted
+
+    def gc_artifacts(
+        self, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False
+    ) -> int | list[dict[str, Any]]:
+        """Remove artifacts no chain references (rows first, then files).
+
+        An artifact saved less than `grace_seconds` ago that no chain has referenced since
+        is kept (it may be in flight in another process); `grace_seconds=0` collects those
+        too. Returns the number removed, or with `dry_run=True` the list of artifacts (id,
+        path, hash) that would go.
+        """
+        self._check_open()
+        return self.vault.gc(grace_seconds, dry_run)
+
+    def verify(
+        self, repair: bool = False, grace_seconds: float = DEFAULT_GRACE_SECONDS
+    ) -> VerifyReport:
+        """Check reference counts, files and hashes; `repair=True` fixes counts and orphans."""
+        self._check_open()
+        return verify_vault(self.vault, repair=repair, grace_seconds=grace_seconds)
+
+    def vacuum(self) -> dict[str, Any]:
+        """Reclaim space (DuckDB: copy into a fresh file and swap atomically)."""
+        self._check_open()
+        return vacuum_database(self.engine, owns_engine=self._owns_engine)

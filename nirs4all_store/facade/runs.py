@@ -1,0 +1,193 @@
+"""Facade calls for runs, pipelines and step logs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from nirs4all_store.facade.base import FacadeBase, as_records, delete_pipeline_data
+from nirs4all_store.repositories import LogRepository, PipelineRepository, RunRepository
+from nirs4all_store.repositories.base import require_ids
+from nirs4all_store.validation import check_id
+
+
+class RunCalls(FacadeBase):
+    """Runs (begin/complete/fail/list), their pipelines and the pipelines' step logs."""
+
+    # -- runs ----------------------------------------------------------------------------
+    def begin_run(
+        self, name: str, config: Any = None, datasets: Any = None, *, run_id: str | None = None
+    ) -> str:
+        """Start a run (status 'running'); returns its id (`run_id` to choose it)."""
+        return self._run(
+            "begin_run", lambda s: RunRepository(s).create(name, config, datasets, run_id=run_id)
+        )
+
+    def complete_run(self, run_id: str, summary: Any = None) -> None:
+        self._run(
+            "complete_run", lambda s: RunRepository(s).finish(run_id, "completed", summary=summary)
+        )
+
+    def fail_run(self, run_id: str, error: str) -> None:
+        self._run("fail_run", lambda s: RunRepository(s).finish(run_id, "failed", error=error))
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        return self._run("get_run", lambda s: RunRepository(s).get(run_id))
+
+    def list_runs(
+        self,
+        status: str | None = None,
+        name: str | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> pa.Table:
+        """Runs, newest first."""
+        return self._run(
+            "list_runs",
+            lambda s: RunRepository(s).list(status=status, name=name, limit=limit, offset=offset),
+        )
+
+    # -- pipelines -----------------------------------------------------------------------
+    def begin_pipeline(
+        self,
+        run_id: str,
+        name: str,
+        expanded_config: Any = None,
+        generator_choices: Any = None,
+        dataset_name: str = "",
+        dataset_hash: str | None = None,
+        *,
+        pipeline_id: str | None = None,
+    ) -> str:
+        """Start a pipeline of a run; KeyError for an unknown run.
+
+        `pipeline_id` lets a caller choose the id (e.g. to record the pipeline later or from
+        another thread); by default a new UUID is made.
+        """
+
+        def work(s: Session) -> str:
+            RunRepository(s).require(run_id)
+            return PipelineRepository(s).create(
+                run_id,
+                name,
+                expanded_config,
+                generator_choices,
+                dataset_name,
+                dataset_hash,
+                pipeline_id=pipeline_id,
+            )
+
+        return self._run("begin_pipeline", work)
+
+    def save_pipelines(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Many pipelines in one statement, e.g. pipelines that already ran.
+
+        Each record holds `begin_pipeline`'s arguments and optionally `status` ('running',
+        'completed', or 'failed' with `error`), `best_val`, `best_test`, `metric` and
+        `duration_ms`. KeyError (nothing written) for an unknown run. Returns the ids.
+        """
+        rows = [PipelineRepository.validate(**record) for record in as_records(records)]
+
+        def work(s: Session) -> list[str]:
+            require_ids(s, RunRepository.table.c.run_id, {row["run_id"] for row in rows})
+            PipelineRepository(s).insert_many(rows)
+            return [row["pipeline_id"] for row in rows]
+
+        return self._run("save_pipelines", work)
+
+    def complete_pipeline(
+        self,
+        pipeline_id: str,
+        best_val: float | None = None,
+        best_test: float | None = None,
+        metric: str | None = None,
+        duration_ms: float | None = None,
+    ) -> None:
+        self._run(
+            "complete_pipeline",
+            lambda s: PipelineRepository(s).complete(
+                pipeline_id, best_val, best_test, metric, duration_ms
+            ),
+        )
+
+    def fail_pipeline(self, pipeline_id: str, error: str) -> None:
+        """Mark a pipeline failed; its predictions, chains and logs go, references released."""
+
+        def work(s: Session) -> None:
+            pipelines = PipelineRepository(s)
+            pipelines.require(pipeline_id)
+            delete_pipeline_data(s, sa.select(sa.literal(pipeline_id)))
+            pipelines.fail(pipeline_id, error)
+
+        self._run("fail_pipeline", work)
+
+    def get_pipeline(self, pipeline_id: str) -> dict[str, Any] | None:
+        return self._run("get_pipeline", lambda s: PipelineRepository(s).get(pipeline_id))
+
+    def list_pipelines(
+        self,
+        run_id: str | None = None,
+        dataset_name: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> pa.Table:
+        """Pipelines, newest first."""
+        return self._run(
+            "list_pipelines",
+            lambda s: PipelineRepository(s).list(
+                run_id=run_id, dataset_name=dataset_name, status=status, limit=limit, offset=offset
+            ),
+        )
+
+    # -- logs ----------------------------------------------------------------------------
+    def log_step(
+        self,
+        pipeline_id: str,
+        step_idx: int,
+        operator_class: str | None,
+        event: str,
+        duration_ms: float | None = 0.0,
+        message: str | None = None,
+        details: Any = None,
+        level: str = "info",
+    ) -> str:
+        def work(s: Session) -> str:
+            PipelineRepository(s).require(pipeline_id)
+            return LogRepository(s).create(
+                pipeline_id, step_idx, operator_class, event, duration_ms, message, details, level
+            )
+
+        return self._run("log_step", work)
+
+    def log_steps(self, pipeline_id: str, entries: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Many `log_step` entries of one pipeline in one statement (keys as `log_step`)."""
+
+        def work(s: Session) -> list[str]:
+            PipelineRepository(s).require(pipeline_id)
+            return LogRepository(s).create_many(entries, pipeline_id)
+
+        return self._run("log_steps", work)
+
+    def save_logs(self, entries: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Log entries of any pipelines in one statement: keys as `log_step`, `pipeline_id`
+        included. KeyError (nothing written) if a pipeline is unknown."""
+        entries = as_records(entries, "entries")
+        pipeline_ids = {check_id("pipeline_id", e.get("pipeline_id")) for e in entries}
+
+        def work(s: Session) -> list[str]:
+            require_ids(s, PipelineRepository.table.c.pipeline_id, pipeline_ids)
+            return LogRepository(s).create_many(entries)
+
+        return self._run("save_logs", work)
+
+    def get_pipeline_log(self, pipeline_id: str) -> pa.Table:
+        return self._run("get_pipeline_log", lambda s: LogRepository(s).for_pipeline(pipeline_id))
+
+    def get_run_log_summary(self, run_id: str) -> pa.Table:
+        """One row per pipeline: total duration, step count, warning and error counts."""
+        return self._run("get_run_log_summary", lambda s: LogRepository(s).run_summary(run_id))

@@ -1,0 +1,189 @@
+"""The `;`-separated tables of a nirs4all folder (`.csv` or `.csv.gz`): reading and encoding.
+
+Only numpy is imported here: loading a dataset must not pay for scikit-learn.
+
+nirs4all folder layout: `Xcal` and `Ycal` (training), optionally `Xval` and `Yval` (test), each
+`.csv` or `.csv.gz`, `;`-separated, file names matched case-insensitively (`Xcal.csv`,
+`xcal.CSV.gz`, `X_cal.csv`).
+
+Header rule (the first row of a file is a header when):
+- every cell is non-numeric (column names: `wavelengths` stays None), or
+- X files only: every cell is a number, the row is "wavelength-like" (at least 2 finite values,
+  all > 100, strictly increasing or decreasing: nm or cm-1) and the second row is not.
+A row mixing names and numbers is data, so a typo in the first spectrum is reported rather than
+silently swallowed as a header. A numeric header is never detected in Y files, nor in X files
+with one column or one row.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DELIMITER",
+    "ROLE_FILE_RE",
+    "DatasetError",
+    "encode_table",
+    "find_role_files",
+    "parse_spectra_table",
+]
+
+DELIMITER = ";"
+ROLE_FILE_RE = re.compile(r"^([xy])[_\-]?(cal|val)\.csv(\.gz)?$", re.IGNORECASE)
+
+
+class DatasetError(ValueError):
+    """A dataset file or folder is malformed; the message names the file, line and expectation."""
+
+
+def _to_float(cell: str) -> float | None:
+    """A cell's number (decimal comma accepted), or None when it is not one."""
+    text = cell.strip().strip('"')
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text.count(",") == 1:
+        try:
+            return float(text.replace(",", "."))
+        except ValueError:
+            return None
+    return None
+
+
+def _wavelength_like(values: list[float | None]) -> bool:
+    if len(values) < 2 or any(v is None for v in values):
+        return False
+    arr = np.array(values, dtype=np.float64)
+    if not np.all(np.isfinite(arr)) or not np.all(arr > 100.0):
+        return False
+    diff = np.diff(arr)
+    return bool(np.all(diff > 0) or np.all(diff < 0))
+
+
+def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """Non-blank rows with their 1-based line numbers; gzip and a UTF-8 BOM handled."""
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                raw = fh.read()
+        else:
+            raw = path.read_bytes()
+        text = raw.decode("utf-8-sig")
+    except (OSError, EOFError) as exc:  # BadGzipFile is an OSError
+        raise DatasetError(f"{path}: cannot read the file ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text ({exc})") from exc
+    rows: list[tuple[int, list[str]]] = []
+    for lineno, line in enumerate(io.StringIO(text, newline=None), start=1):
+        if not line.strip():
+            continue
+        cells = next(csv.reader([line], delimiter=DELIMITER))
+        if len(cells) > 1 and cells[-1].strip() == "":
+            cells = cells[:-1]  # a trailing ';' some exporters add
+        rows.append((lineno, cells))
+    return rows
+
+
+def parse_spectra_table(
+    path: Path, *, x_file: bool
+) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+    """(values, wavelengths or None, line number of each data row) of one file."""
+    rows = _read_rows(path)
+    what = "spectra" if x_file else "targets"
+    if not rows:
+        raise DatasetError(f"{path}: the file is empty; expected ';'-separated {what}")
+    first_line, first = rows[0]
+    if len(first) == 1 and ("\t" in first[0] or first[0].count(",") >= 2):
+        raise DatasetError(
+            f"{path} line {first_line}: expected ';'-separated values, "
+            "the line looks ','- or tab-separated"
+        )
+    first_vals = [_to_float(c) for c in first]
+    wavelengths = None
+    header = all(v is None for v in first_vals)
+    if (
+        not header
+        and x_file
+        and len(rows) > 1
+        and _wavelength_like(first_vals)
+        and not _wavelength_like([_to_float(c) for c in rows[1][1]])
+    ):
+        header = True
+        wavelengths = np.array(first_vals, dtype=np.float64)
+    data = rows[1:] if header else rows
+    if not data:
+        raise DatasetError(
+            f"{path}: only a header row (line {first_line}); expected rows of {what}"
+        )
+    width = len(first)
+    ref = f"as on line {first_line}"
+    for lineno, cells in data:
+        if len(cells) != width:
+            raise DatasetError(
+                f"{path} line {lineno}: expected {width} ';'-separated numbers ({ref}), "
+                f"got {len(cells)}"
+            )
+    try:
+        values = np.array([cells for _, cells in data], dtype=np.float64)
+    except ValueError:
+        values = np.empty((len(data), width), dtype=np.float64)
+        for i, (lineno, cells) in enumerate(data):
+            for j, cell in enumerate(cells):
+                number = _to_float(cell)
+                if number is None:
+                    hint = ""
+                    if lineno == first_line:
+                        hint = "; a header row must be all names or all wavelengths"
+                    raise DatasetError(
+                        f"{path} line {lineno}, column {j + 1}: expected a number, "
+                        f"got {cell!r}{hint}"
+                    ) from None
+                values[i, j] = number
+    bad = np.argwhere(~np.isfinite(values))
+    if bad.size:
+        i, j = (int(k) for k in bad[0])
+        raise DatasetError(
+            f"{path} line {data[i][0]}, column {j + 1}: non-finite value "
+            f"{data[i][1][j].strip()!r}; expected a finite number"
+        )
+    return values, wavelengths, [lineno for lineno, _ in data]
+
+
+def find_role_files(folder: Path) -> dict[str, Path]:
+    found: dict[str, list[Path]] = {}
+    for entry in sorted(folder.iterdir()):
+        m = ROLE_FILE_RE.match(entry.name)
+        if m and entry.is_file():
+            role = m.group(1).upper() + m.group(2).lower()
+            found.setdefault(role, []).append(entry)
+    for role, paths in found.items():
+        if len(paths) > 1:
+            names = ", ".join(p.name for p in paths)
+            raise DatasetError(f"{folder}: several {role} files ({names}); expected exactly one")
+    return {role: paths[0] for role, paths in found.items()}
+
+
+def encode_table(values: np.ndarray, header: list[str] | None, *, compress: bool) -> bytes:
+    """One table's file bytes (gzip-compressed when `compress`).
+
+    Python's shortest round-trip float repr keeps every float64 exact, so a written folder
+    loads back to the same content hash. Gzip output carries no timestamp (mtime=0), so the
+    same table always encodes to the same bytes.
+    """
+    lines = [DELIMITER.join(header)] if header is not None else []
+    matrix = values.reshape(values.shape[0], -1).tolist()
+    lines.extend(DELIMITER.join(map(repr, row)) for row in matrix)
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    if compress:
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=6, mtime=0) as gz:
+            gz.write(data)
+        data = buf.getvalue()
+    return data
