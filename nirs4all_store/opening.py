@@ -74,7 +74,7 @@ def ensure_schema(engine: Engine, workspace: Path | None, *, may_adopt: bool) ->
         migrate.ensure_schema(engine, implicit_upgrade=True, describe=described)
     except Exception as exc:
         if is_driver_error(exc):
-            raise translate(exc, f"opening {described}") from None
+            raise translate(exc, f"opening {described}") from exc
         raise
 
 

@@ -130,7 +130,7 @@ def check_json(field: str, value: Any, *, encoded: bool = False) -> Any:
     try:
         return json_document(value) if encoded else sanitize_json(value)
     except TypeError as exc:
-        raise TypeError(f"{field} is not JSON-serialisable: {exc}") from None
+        raise TypeError(f"{field} is not JSON-serialisable: {exc}") from exc
 
 
 def as_float_array(
@@ -141,7 +141,7 @@ def as_float_array(
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{field} must be numeric, got {type(value).__name__}: {exc}") from None
+        raise TypeError(f"{field} must be numeric, got {type(value).__name__}: {exc}") from exc
     if ndim == 1 and arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != ndim:

@@ -49,6 +49,8 @@ class Edge:
     target: str
     names: tuple[str, ...]
     line: int
+    typing_only: bool = False
+    """under `if TYPE_CHECKING:`: never executed, so no cycle, but still a dependency"""
 
 
 def module_name(package_dir: Path, path: Path) -> str:
@@ -64,11 +66,21 @@ def imports(package_dir: Path, name: str, path: Path, known: dict[str, Path]) ->
     """Every import of a module of the package made by `name` (function bodies included)."""
     root = package_dir.name
     is_package = path.name == "__init__.py"
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If)
+        and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+        for child in node.body
+        for inner in ast.walk(child)
+    }
+    for node in ast.walk(tree):
+        guarded = id(node) in typing_only
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] == root:
-                    yield Edge(name, alias.name, (), node.lineno)
+                    yield Edge(name, alias.name, (), node.lineno, guarded)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = name.split(".") if is_package else name.split(".")[:-1]
@@ -80,10 +92,10 @@ def imports(package_dir: Path, name: str, path: Path, known: dict[str, Path]) ->
                 continue
             for alias in node.names:  # `from pkg import module` imports the module
                 if f"{target}.{alias.name}" in known:
-                    yield Edge(name, f"{target}.{alias.name}", (), node.lineno)
+                    yield Edge(name, f"{target}.{alias.name}", (), node.lineno, guarded)
             names = tuple(a.name for a in node.names if f"{target}.{a.name}" not in known)
             if names:
-                yield Edge(name, target, names, node.lineno)
+                yield Edge(name, target, names, node.lineno, guarded)
 
 
 def graph(package_dir: Path) -> list[Edge]:
@@ -154,6 +166,8 @@ def cycles(package_dir: Path) -> list[list[str]]:
     adjacency: dict[str, set[str]] = {}
     known = modules(package_dir)
     for e in graph(package_dir):
+        if e.typing_only:
+            continue
         target = e.target
         while target not in known and "." in target:
             target = target.rsplit(".", 1)[0]

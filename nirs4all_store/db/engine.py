@@ -155,7 +155,7 @@ def _install_duckdb_lock_wait(engine: Engine, lock_timeout: float) -> None:
                     raise
                 waited = time.monotonic() - start
                 if waited >= lock_timeout:
-                    raise locked_error(path, exc, waited) from None
+                    raise locked_error(path, exc, waited) from exc
                 time.sleep(min(delay, max(lock_timeout - waited, 0.0)))
                 delay = min(delay * 2, 0.5)
 

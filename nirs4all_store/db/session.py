@@ -101,7 +101,7 @@ class UnitOfWork:
                 yield session
         except Exception as exc:
             if is_driver_error(exc):
-                raise translate(exc, what) from None
+                raise translate(exc, what) from exc
             raise
         finally:
             self._local.session = None
@@ -114,7 +114,7 @@ class UnitOfWork:
                 return fn(self.current)
             except Exception as exc:
                 if is_driver_error(exc):
-                    raise translate(exc, what) from None
+                    raise translate(exc, what) from exc
                 raise
         delay = 0.01
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -128,7 +128,7 @@ class UnitOfWork:
                     raise
                 retriable = is_transient(exc) or (retry_integrity and is_integrity(exc))
                 if not retriable or attempt == MAX_ATTEMPTS:
-                    raise translate(exc, what) from None
+                    raise translate(exc, what) from exc
             finally:
                 self._local.session = None
                 session.close()

@@ -12,6 +12,7 @@ from nirs4all_store.repositories.logs import LogRepository
 from nirs4all_store.repositories.pipelines import PipelineRepository
 from nirs4all_store.repositories.predictions import PredictionRepository
 from nirs4all_store.repositories.runs import RunRepository
+from nirs4all_store.repositories.templates import TemplateRepository
 
 __all__ = [
     "ArtifactRepository",
@@ -20,4 +21,5 @@ __all__ = [
     "PipelineRepository",
     "PredictionRepository",
     "RunRepository",
+    "TemplateRepository",
 ]

@@ -13,21 +13,17 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from nirs4all_store.models import PipelineTemplate
+from nirs4all_store.repositories import TemplateRepository
+from nirs4all_store.repositories.templates import METADATA_COLUMNS
 from nirs4all_store.store import WorkspaceStore
 from nirs4all_store.types import utcnow
 from nirs4all_store.validation import check_json
 
-T = PipelineTemplate.__table__
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,127}$")
-METADATA_COLUMNS = tuple(c.name for c in T.columns if c.name != "config")
 
 
 def check_name(field: str, value: Any) -> str:
@@ -132,66 +128,56 @@ class PipelineLibrary:
             "updated_at": utcnow(),
         }
         with self.store.transaction() as s:
-            existing = s.execute(sa.select(T.c.template_id).where(T.c.name == name)).scalar()
-            if existing is not None:
-                if not overwrite:
-                    raise ValueError(
-                        f"template {name!r} already exists; pass overwrite=True to replace it"
-                    )
-                s.execute(sa.update(T).where(T.c.template_id == existing).values(**values))
-                return str(existing)
-            template_id = str(uuid.uuid4())
-            s.execute(
-                sa.insert(T).values(
-                    template_id=template_id, name=name, created_at=values["updated_at"], **values
+            templates = TemplateRepository(s)
+            existing = templates.id_of(name)
+            if existing is None:
+                return templates.insert(name, values)
+            if not overwrite:
+                raise ValueError(
+                    f"template {name!r} already exists; pass overwrite=True to replace it"
                 )
-            )
-            return template_id
+            templates.update(existing, values)
+            return existing
 
     def delete_template(self, name: str) -> None:
         """Remove a template; KeyError when there is none of that name."""
         check_name("name", name)
         with self.store.transaction() as s:
-            if s.execute(sa.delete(T).where(T.c.name == name)).rowcount == 0:
+            if not TemplateRepository(s).delete(name):
                 raise KeyError(f"unknown template {name!r}")
 
     # -- reads -----------------------------------------------------------------------------
-    def _row(
-        self, name: str, category: str | None, columns: Iterable[sa.Column[Any]]
-    ) -> dict[str, Any]:
+    def _row(self, name: str, category: str | None, columns: Iterable[str]) -> dict[str, Any]:
         check_name("name", name)
         if category is not None:
             check_name("category", category)
+        columns = list(columns)
         with self.store.transaction() as s:
-            row = s.execute(
-                sa.select(*columns, T.c.category.label("_category")).where(T.c.name == name)
-            ).first()
-        if row is None:
+            found = TemplateRepository(s).get(name, columns)
+        if found is None:
             raise KeyError(f"unknown template {name!r}")
-        found = dict(row._mapping)
-        actual = found.pop("_category")
+        actual = found["category"] if "category" in columns else found.pop("category")
         if category is not None and actual != category:
             raise KeyError(f"template {name!r} is in category {actual!r}, not {category!r}")
         return found
 
     def load_template(self, name: str, category: str | None = None) -> Any:
         """The template's config; KeyError for an unknown name (or one in another category)."""
-        return self._row(name, category, [T.c.config])["config"]
+        return self._row(name, category, ["config"])["config"]
 
     def get_template_metadata(self, name: str) -> dict[str, Any]:
         """Everything but the config: name, category, tags, description, metrics, times, id."""
-        return self._row(name, None, [T.c[c] for c in METADATA_COLUMNS])
+        return self._row(name, None, METADATA_COLUMNS)
 
     def list_templates(
         self, category: str | None = None, tags: Iterable[str] | None = None
     ) -> list[dict[str, Any]]:
         """Metadata of the templates in `category` having *all* `tags`, by category and name."""
-        query = sa.select(*[T.c[c] for c in METADATA_COLUMNS]).order_by(T.c.category, T.c.name)
         if category is not None:
-            query = query.where(T.c.category == check_name("category", category))
+            check_name("category", category)
         wanted = set(_check_tags(tags)) if tags is not None else set()
         with self.store.transaction() as s:
-            rows = [dict(r._mapping) for r in s.execute(query).all()]
+            rows = TemplateRepository(s).list(category)
         # Tags are a JSON list: matched here so the filter is the same on every backend.
         return [r for r in rows if wanted.issubset(r["tags"] or [])]
 
@@ -199,4 +185,4 @@ class PipelineLibrary:
         if not isinstance(name, str):
             return False
         with self.store.transaction() as s:
-            return s.execute(sa.select(T.c.template_id).where(T.c.name == name)).first() is not None
+            return TemplateRepository(s).id_of(name) is not None
