@@ -106,6 +106,8 @@ class Run(Base):
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Carried over from legacy nirs4all workspaces (revision 0002); no FK, as there.
     project_id: Mapped[str | None] = mapped_column(sa.String)
+    # Last sign of life of the recording process (revision 0006): see `reap_stale_runs`.
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class Pipeline(Base):
