@@ -61,3 +61,11 @@ class BundleError(StoreError):
 
 class AdoptionError(StoreError):
     """Adopting a legacy workspace failed; the message says which database is intact."""
+
+
+class ReadOnlyStoreError(StoreError, PermissionError):
+    """A write was asked of a store opened with `read_only=True` (nothing was written)."""
+
+
+class WorkspaceNotFoundError(StoreError, FileNotFoundError):
+    """A read-only (or reading) open of a workspace whose database does not exist."""

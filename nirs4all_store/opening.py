@@ -7,46 +7,137 @@ whether a database may be migrated, adopted or must be refused.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL, Engine
 
+from nirs4all_store.artifacts.owner import check_owner, claim_folder, refuse_new_database
 from nirs4all_store.db import engine as engines
 from nirs4all_store.db import migrate
 from nirs4all_store.db.session import is_driver_error, translate
 from nirs4all_store.durable import atomic_copy
-from nirs4all_store.errors import UnknownSchemaError
+from nirs4all_store.errors import (
+    MigrationRequiredError,
+    UnknownSchemaError,
+    WorkspaceNotFoundError,
+)
+
+
+@dataclass(frozen=True)
+class OpenOptions:
+    """How `WorkspaceStore` opens its database (see its docstring for each)."""
+
+    lock_timeout: float = 10.0
+    hold_lock: bool | None = None
+    read_only: bool = False
+    schema: str | None = None
+    pool: dict[str, Any] | None = None
+    artifacts: Path | None = None  # the artifacts folder (default: <workspace>/artifacts)
 
 
 def open_engine(
-    workspace: Path | None,
-    url: str | URL | Engine | None,
-    *,
-    lock_timeout: float,
-    hold_lock: bool,
+    workspace: Path | None, url: str | URL | Engine | None, *, options: OpenOptions
 ) -> Engine:
     """An engine at the schema head for `url` (None: the workspace's own store.duckdb).
 
-    An `Engine` handed in is checked (and migrated) but never disposed here.
+    An `Engine` handed in is checked (and migrated) but never disposed here. A read-only
+    open never creates, recovers, adopts or migrates: it refuses what is not at head.
     """
     owns = not isinstance(url, Engine)
     if isinstance(url, Engine):
         engine = url
     else:
-        if url is None:
-            assert workspace is not None
-            url = engines.duckdb_url(workspace / engines.DB_FILENAME)
-            from nirs4all_store.legacy.adopt import recover_interrupted_adoption
-
-            recover_interrupted_adoption(workspace)
-        engine = engines.create_store_engine(url, lock_timeout=lock_timeout, hold_lock=hold_lock)
+        url = _resolve_url(workspace, url, options)
+        _check_artifacts(url, workspace, options)
+        pool = options.pool if options.pool is not None else engines.pool_settings_from_env()
+        engine = engines.create_store_engine(
+            url,
+            lock_timeout=options.lock_timeout,
+            hold_lock=options.hold_lock,
+            read_only=options.read_only,
+            pool=pool,
+        )
     try:
-        ensure_schema(engine, workspace, may_adopt=owns)
+        if options.read_only:
+            check_readable(engine)
+        else:
+            ensure_schema(engine, workspace, may_adopt=owns)
+        _claim_artifacts(engine, workspace, options)
     except BaseException:
         if owns:
             engine.dispose()
         raise
     return engine
+
+
+def _artifacts(workspace: Path | None, options: OpenOptions) -> Path | None:
+    if options.artifacts is not None:
+        return options.artifacts
+    return workspace / "artifacts" if workspace is not None else None
+
+
+def _check_artifacts(url: URL, workspace: Path | None, options: OpenOptions) -> None:
+    """Before a database file is created: the folder's owner, and no new database beside
+    artifact files (issue 15 items 13 and 5)."""
+    artifacts = _artifacts(workspace, options)
+    if artifacts is not None:
+        check_owner(artifacts, url)
+        if not options.read_only:
+            refuse_new_database(engines.database_file(url), artifacts)
+
+
+def _claim_artifacts(engine: Engine, workspace: Path | None, options: OpenOptions) -> None:
+    """One database per artifacts folder (issue 15 item 13: `artifacts/.owner`)."""
+    artifacts = _artifacts(workspace, options)
+    if artifacts is not None:
+        claim_folder(artifacts, engine.url, read_only=options.read_only)
+
+
+def _resolve_url(workspace: Path | None, url: str | URL | None, options: OpenOptions) -> URL:
+    if url is None:
+        assert workspace is not None
+        db_file = workspace / engines.DB_FILENAME
+        if not options.read_only:
+            from nirs4all_store.legacy.adopt import recover_interrupted_adoption
+
+            recover_interrupted_adoption(workspace)
+        resolved = engines.duckdb_url(db_file)
+    else:
+        resolved = engines.normalise_url(url)
+    if options.schema is not None:
+        resolved = engines.with_schema(resolved, options.schema)
+    db_file = engines.database_file(resolved)
+    if options.read_only and db_file is not None and not db_file.is_file():
+        raise WorkspaceNotFoundError(
+            f"no store database at {db_file}: a read-only store never creates one "
+            "(open it read-write once, or check the path)"
+        )
+    return resolved
+
+
+def check_readable(engine: Engine) -> None:
+    """A read-only handle reads a database at this package's head revision only."""
+    described = _described(engine)
+    try:
+        with engine.connect() as conn:
+            revision = migrate.current_revision(conn)
+    except Exception as exc:
+        if is_driver_error(exc):
+            raise translate(exc, f"opening {described} read-only") from exc
+        raise
+    if revision != migrate.HEAD_REVISION:
+        raise MigrationRequiredError(
+            f"{described} is at schema revision {revision!r}, not this package's "
+            f"{migrate.HEAD_REVISION!r}: a read-only store does not migrate; open it read-write "
+            "once (or run `nirs4all-store db upgrade`)"
+        )
+
+
+def _described(engine: Engine) -> str:
+    db_file = engines.database_file(engine.url)
+    return str(db_file or engine.url.render_as_string(hide_password=True))
 
 
 def ensure_schema(engine: Engine, workspace: Path | None, *, may_adopt: bool) -> None:
@@ -63,8 +154,9 @@ def ensure_schema(engine: Engine, workspace: Path | None, *, may_adopt: bool) ->
     except migrate.UnversionedDatabase as found:
         if engine.dialect.name != "duckdb" or db_file is None or not may_adopt:
             raise UnknownSchemaError(
-                f"{described} holds tables {sorted(found.tables)} but no nirs4all-store "
-                "schema version: refusing to write into it"
+                f"{described} holds table(s) {sorted(found.tables)} that nirs4all-store needs, "
+                "but no nirs4all-store schema version: refusing to write into them (rename or "
+                "drop them, or give the store its own schema: schema=... on PostgreSQL)"
             ) from None
         engine.dispose()
         from nirs4all_store.legacy.adopt import adopt_legacy_workspace

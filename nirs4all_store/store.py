@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,13 +23,14 @@ from nirs4all_store.db.session import UnitOfWork
 from nirs4all_store.facade.artifacts import ArtifactCalls
 from nirs4all_store.facade.results import ResultCalls
 from nirs4all_store.facade.runs import RunCalls
+from nirs4all_store.facade.status import StatusCalls
 from nirs4all_store.facade.workbench import WorkbenchCalls
-from nirs4all_store.opening import open_engine
+from nirs4all_store.opening import OpenOptions, open_engine
 
 ARTIFACTS_DIRNAME = "artifacts"
 
 
-class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, WorkbenchCalls):
+class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, StatusCalls, WorkbenchCalls):
     """Persistence of runs, pipelines, chains, predictions, arrays, artifacts and logs.
 
     `WorkspaceStore("workspace")` opens (creating if needed) a DuckDB workspace folder.
@@ -45,7 +47,10 @@ class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, WorkbenchCalls):
         url: str | URL | Engine | None = None,
         artifacts_dir: str | os.PathLike[str] | None = None,
         lock_timeout: float = 10.0,
-        hold_lock: bool = True,
+        hold_lock: bool | None = None,
+        read_only: bool = False,
+        schema: str | None = None,
+        pool: dict[str, Any] | None = None,
     ) -> None:
         if workspace is not None and engines.looks_like_url(workspace):
             if url is not None:
@@ -64,19 +69,32 @@ class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, WorkbenchCalls):
             if artifacts_dir is not None
             else self.path / ARTIFACTS_DIRNAME  # type: ignore[operator]
         )
-        if self.path is not None:
-            if self.path.exists() and not self.path.is_dir():
-                raise NotADirectoryError(f"workspace path {self.path} exists and is not a folder")
-            self.path.mkdir(parents=True, exist_ok=True)
-        self.artifacts_path.mkdir(parents=True, exist_ok=True)
+        if self.path is not None and self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError(f"workspace path {self.path} exists and is not a folder")
+        self.read_only = bool(read_only)
+        if not self.read_only:  # a read-only handle never creates anything
+            if self.path is not None:
+                self.path.mkdir(parents=True, exist_ok=True)
+            self.artifacts_path.mkdir(parents=True, exist_ok=True)
         self.lock_timeout = float(lock_timeout)
-        self.hold_lock = bool(hold_lock)
+        self.hold_lock = hold_lock
         self._owns_engine = not isinstance(url, Engine)
         self._closed = False
         self.engine = open_engine(
-            self.path, url, lock_timeout=self.lock_timeout, hold_lock=self.hold_lock
+            self.path,
+            url,
+            options=OpenOptions(
+                lock_timeout=self.lock_timeout,
+                hold_lock=hold_lock,
+                read_only=self.read_only,
+                schema=schema,
+                pool=pool,
+                artifacts=self.artifacts_path,
+            ),
         )
-        self._uow = UnitOfWork(sessionmaker(self.engine, expire_on_commit=False))
+        self._uow = UnitOfWork(
+            sessionmaker(self.engine, expire_on_commit=False), read_only=self.read_only
+        )
         self.vault = ArtifactVault(self.artifacts_path, self.path or self.artifacts_path, self._uow)
 
     # -- opening -------------------------------------------------------------------------

@@ -1,8 +1,14 @@
 """Engine creation: URL resolution and the per-backend settings measured in STACK_FACTS.
 
-- DuckDB: one read-write process per file. Opening a locked file is retried until
-  `lock_timeout` and then raises `WorkspaceLockedError` naming the holder's PID.
-  `hold_lock=False` uses a NullPool so the file is free between operations.
+- DuckDB: one read-write process per file, and while a process holds any connection no
+  other process can open the file, not even read-only (STACK_FACTS). Opening a locked file
+  is retried until `lock_timeout` and then raises `WorkspaceLockedError` naming the holder's
+  PID. By default (`hold_lock=None`) an engine closes its idle connections
+  `IDLE_RELEASE_SECONDS` after its last use (`IdleRelease`), so a long-lived store (a
+  notebook, a `RunResult`, `run()` between its group commits) never blocks other processes
+  between calls, while a burst of calls reuses one connection (opening costs ~16-45 ms).
+  `hold_lock=True` keeps the file for the engine's life, `hold_lock=False` opens a
+  connection per operation (NullPool). `read_only=True` opens the file read-only.
 - SQLite: WAL, foreign keys, busy timeout and `BEGIN IMMEDIATE` for every transaction
   (pysqlite's deferred BEGIN loses updates between writer processes).
 - PostgreSQL: psycopg 3, insertmanyvalues bulk inserts, NaN-free JSON.
@@ -12,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,9 @@ from nirs4all_store.types import json_text
 URL_ENV_VAR = "NIRS4ALL_STORE_URL"
 DB_FILENAME = "store.duckdb"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Idle time after which a DuckDB engine lets the file go (hold_lock=None): longer than the
+#: gap between the calls of a recording loop, far shorter than a reader's lock_timeout.
+IDLE_RELEASE_SECONDS = 0.25
 
 _LOCK_PID = re.compile(r"PID (\d+)")
 
@@ -68,45 +78,203 @@ def is_server(url: URL) -> bool:
 
 
 def create_store_engine(
-    url: str | URL, *, lock_timeout: float = 10.0, hold_lock: bool = True
+    url: str | URL,
+    *,
+    lock_timeout: float = 10.0,
+    hold_lock: bool | None = None,
+    read_only: bool = False,
+    pool: dict[str, Any] | None = None,
 ) -> Engine:
-    """An engine for `url` with the settings this store relies on."""
+    """An engine for `url` with the settings this store relies on.
+
+    `pool` holds SQLAlchemy pool settings for server databases (`poolclass`, `pool_size`,
+    `max_overflow`, `pool_recycle`, `pool_pre_ping`, `pool_timeout`; `poolclass="null"` for
+    short-lived HPC workers); `pool_settings_from_env()` reads them from the environment.
+    """
     url = normalise_url(url)
     backend = url.get_backend_name()
     kwargs: dict[str, Any] = {"json_serializer": json_serializer}
     if backend == "duckdb":
-        if not hold_lock:
-            kwargs["poolclass"] = NullPool
-        engine = sa.create_engine(url, **kwargs)
-        # duckdb-engine opts out of SQLAlchemy's compiled-statement cache (untested upstream),
-        # so every statement is compiled again: ~0.3-0.5 ms of Python each, paid with the GIL
-        # held, which is what slows run()'s training thread while its writer records. Its SQL
-        # comes from the PostgreSQL compiler, which caches; the whole suite runs with it on.
-        engine.dialect._supports_statement_cache = True  # this engine only
-        _install_duckdb_lock_wait(engine, lock_timeout)
+        engine = _duckdb_engine(url, kwargs, lock_timeout, hold_lock, read_only)
     elif backend == "sqlite":
+        if read_only:
+            url = sqlite_read_only_url(url)
         kwargs["connect_args"] = {
             "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
             "check_same_thread": False,
+            **({"uri": True} if read_only else {}),
         }
-        if not hold_lock:
+        if hold_lock is False:
             kwargs["poolclass"] = NullPool
         engine = sa.create_engine(url, **kwargs)
-        configure_sqlite(engine)
+        configure_sqlite(engine, read_only=read_only)
     else:
-        kwargs["pool_pre_ping"] = True
+        kwargs.update(server_pool_settings(pool))
+        if read_only:
+            kwargs["execution_options"] = {"postgresql_readonly": True}
         engine = sa.create_engine(url, **kwargs)
+    dispose_in_forked_children(engine)
     return engine
 
 
-def configure_sqlite(engine: Engine) -> None:
-    """WAL + foreign keys + busy timeout on connect; BEGIN IMMEDIATE on begin."""
+def _duckdb_engine(
+    url: URL, kwargs: dict[str, Any], lock_timeout: float, hold_lock: bool | None, read_only: bool
+) -> Engine:
+    if hold_lock is False:
+        kwargs["poolclass"] = NullPool
+    if read_only:
+        kwargs["connect_args"] = {"read_only": True}
+    engine = sa.create_engine(url, **kwargs)
+    # duckdb-engine opts out of SQLAlchemy's compiled-statement cache (untested upstream),
+    # so every statement is compiled again: ~0.3-0.5 ms of Python each, paid with the GIL
+    # held, which is what slows run()'s training thread while its writer records. Its SQL
+    # comes from the PostgreSQL compiler, which caches; the whole suite runs with it on.
+    engine.dialect._supports_statement_cache = True  # this engine only
+    _install_duckdb_lock_wait(engine, lock_timeout)
+    if hold_lock is None:
+        IdleRelease(engine, IDLE_RELEASE_SECONDS)
+    return engine
+
+
+class IdleRelease:
+    """Close an engine's pooled connections once it has been idle for `seconds`.
+
+    Measured: `pool.dispose()` frees a DuckDB file for another process at once (~9 ms), and
+    the next call reopens it (~16-45 ms). A timer starts at each check-in; when it fires
+    with no connection checked out and no use since, the idle connections are closed. A
+    connection checked out meanwhile is untouched (QueuePool.dispose closes only those in
+    the queue), so a call never loses its connection.
+    """
+
+    def __init__(self, engine: Engine, seconds: float) -> None:
+        self.engine = engine
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self._timer: threading.Timer | None = None
+        event.listen(engine, "checkin", self._checked_in)
+
+    def _checked_in(self, *_: Any) -> None:
+        with self._lock:
+            self._last = time.monotonic()
+            if self._timer is None:
+                self._schedule(self.seconds)
+
+    def _schedule(self, delay: float) -> None:
+        timer = threading.Timer(delay, self._fire)
+        timer.daemon = True
+        self._timer = timer
+        timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._timer = None
+            idle = time.monotonic() - self._last
+            if idle < self.seconds:
+                self._schedule(self.seconds - idle)
+                return
+            pool = self.engine.pool
+            if pool.checkedout() == 0:
+                pool.dispose()
+
+
+def server_pool_settings(pool: dict[str, Any] | None) -> dict[str, Any]:
+    """create_engine keywords for a server database's pool (pre-ping on by default)."""
+    settings: dict[str, Any] = {"pool_pre_ping": True, **(pool or {})}
+    allowed = {
+        "poolclass",
+        "pool_size",
+        "max_overflow",
+        "pool_recycle",
+        "pool_pre_ping",
+        "pool_timeout",
+    }
+    unknown = set(settings) - allowed
+    if unknown:
+        raise ValueError(
+            f"unknown pool setting(s) {sorted(unknown)}; expected some of {sorted(allowed)}"
+        )
+    kind = settings.get("poolclass")
+    if isinstance(kind, str):
+        classes = {"null": NullPool, "queue": sa.pool.QueuePool, "static": sa.pool.StaticPool}
+        if kind.lower() not in classes:
+            raise ValueError(f"poolclass must be one of {sorted(classes)}, got {kind!r}")
+        settings["poolclass"] = classes[kind.lower()]
+    if settings.get("poolclass") is NullPool:
+        for key in ("pool_size", "max_overflow", "pool_timeout"):
+            settings.pop(key, None)
+    return settings
+
+
+#: Environment variables for server pools (apps and HPC workers set them once).
+POOL_ENV = {
+    "NIRS4ALL_STORE_POOL": ("poolclass", str),
+    "NIRS4ALL_STORE_POOL_SIZE": ("pool_size", int),
+    "NIRS4ALL_STORE_MAX_OVERFLOW": ("max_overflow", int),
+    "NIRS4ALL_STORE_POOL_RECYCLE": ("pool_recycle", int),
+}
+
+
+def pool_settings_from_env() -> dict[str, Any]:
+    """Pool settings named by NIRS4ALL_STORE_POOL (null|queue), _POOL_SIZE, _MAX_OVERFLOW,
+    _POOL_RECYCLE; a bad value is refused naming the variable."""
+    settings: dict[str, Any] = {}
+    for name, (key, kind) in POOL_ENV.items():
+        raw = os.environ.get(name, "").strip()
+        if raw:
+            try:
+                settings[key] = kind(raw)
+            except ValueError as exc:
+                raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+    return settings
+
+
+def dispose_in_forked_children(engine: Engine) -> None:
+    """A forked child must not reuse its parent's connections (shared sockets/file handles):
+    its copy of the pool is dropped without closing them (SQLAlchemy's fork recipe)."""
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def with_schema(url: URL, schema: str) -> URL:
+    """`url` with every store table (and the version table) in PostgreSQL schema `schema`:
+    the connection's search_path starts with it (as `?options=-csearch_path=...` would)."""
+    if url.get_backend_name() != "postgresql":
+        raise ValueError(
+            f"schema= is a PostgreSQL option; got schema={schema!r} for a "
+            f"{url.get_backend_name()} database"
+        )
+    if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
+        raise ValueError(
+            f"schema must be a plain SQL identifier (letters, digits, '_'), got {schema!r}"
+        )
+    return url.update_query_dict({"options": f"-csearch_path={schema}"})
+
+
+def sqlite_read_only_url(url: URL) -> URL:
+    """`sqlite:///path` as a read-only URI (`file:path?mode=ro`): writes fail in SQLite."""
+    if url.database in (None, "", ":memory:"):
+        raise ValueError("a read-only SQLite store needs a database file")
+    return url.set(database=f"file:{url.database}?mode=ro")
+
+
+#: Execution option of a read unit of work: SQLite begins it DEFERRED (no write lock).
+READ_OPTION = "nirs4all_read"
+
+
+def configure_sqlite(engine: Engine, *, read_only: bool = False) -> None:
+    """WAL + foreign keys + busy timeout on connect; BEGIN IMMEDIATE for writes, a deferred
+    BEGIN for reads (a read taking the write lock would queue behind every writer)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -114,7 +282,8 @@ def configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        reading = read_only or conn.get_execution_options().get(READ_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 def is_lock_error(exc: BaseException) -> bool:

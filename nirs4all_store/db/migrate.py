@@ -7,15 +7,18 @@ the head of `migrations/versions`); Alembic itself is imported only to migrate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from nirs4all_store.db.engine import database_file
 from nirs4all_store.errors import MigrationRequiredError, SchemaTooNewError
-from nirs4all_store.models import SKIP_ON
+from nirs4all_store.models import SKIP_ON, Base
 
 VERSION_TABLE = "nirs4all_store_version"
 HEAD_REVISION = "0006"
@@ -88,6 +91,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
     with engine.begin() as conn:
+        ensure_pg_schema(conn)
         command.upgrade(alembic_config(conn), revision)
 
 
@@ -96,6 +100,56 @@ def downgrade(engine: Engine, revision: str) -> None:
 
     with engine.begin() as conn:
         command.downgrade(alembic_config(conn), revision)
+
+
+def upgrade_on_connection(connection: Connection, revision: str = "head") -> None:
+    """Run the store's migrations on a connection a host application hands over: inside the
+    host's Alembic env.py or one of its revisions (`op.get_bind()`), in the host's
+    transaction (nothing is committed here), without touching the host's Alembic context,
+    its `op` proxy or its version table (the store keeps its own, `VERSION_TABLE`).
+
+    A fresh Alembic MigrationContext of the store's own runs the store's scripts; the `op`
+    proxy is bound to it only for the duration and restored afterwards.
+    """
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from nirs4all_store.db.duckdb import alembic_impl  # noqa: F401  (registers DuckDB's impl)
+
+    script = ScriptDirectory(str(migrations_dir()))
+
+    def steps(heads: Any, _context: Any) -> Any:
+        return script._upgrade_revs(revision, heads)
+
+    ensure_pg_schema(connection)
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "version_table": VERSION_TABLE,
+            "fn": steps,
+            "target_metadata": Base.metadata,
+            "include_object": make_include_object(connection.dialect.name),
+        },
+    )
+    with Operations.context(context):
+        context.run_migrations()
+
+
+def exclude_store_tables(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """An `include_object` for a host application's autogenerate: leaves the store's
+    tables, their indexes and constraints, and the store's version table out of the host's
+    migrations (they belong to the store's own)."""
+    table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+    return table not in STORE_TABLE_NAMES
+
+
+def include_host_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """An `include_name` for a host's autogenerate: skips the store's tables before they are
+    even reflected (cheaper than `exclude_store_tables` on large databases)."""
+    return not (type_ == "table" and name in STORE_TABLE_NAMES)
 
 
 class UnversionedDatabase(Exception):
@@ -108,6 +162,31 @@ class UnversionedDatabase(Exception):
 
 def user_tables(conn: Connection) -> list[str]:
     return sorted(sa.inspect(conn).get_table_names())
+
+
+#: Every table the store owns (its models and its version table).
+STORE_TABLE_NAMES = frozenset(Base.metadata.tables) | {VERSION_TABLE}
+
+
+def store_tables_present(conn: Connection) -> list[str]:
+    """The store's own table names that exist in the database (its current schema).
+
+    Other tables (a host application's) are none of the store's business: the store lives
+    beside them and refuses only a table it needs that exists without its version."""
+    return sorted(set(user_tables(conn)) & set(Base.metadata.tables))
+
+
+def ensure_pg_schema(conn: Connection) -> None:
+    """Create the schema named first in a PostgreSQL search_path when it does not exist
+    (`schema=` / `?options=-csearch_path=...`); current_schema() is NULL until then."""
+    if conn.dialect.name != "postgresql":
+        return
+    if conn.execute(sa.text("SELECT current_schema()")).scalar() is not None:
+        return
+    first = str(conn.execute(sa.text("SHOW search_path")).scalar()).split(",")[0].strip()
+    first = first.strip('"')
+    if first and first != "$user":
+        conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{first}"'))
 
 
 def ensure_schema(
@@ -126,11 +205,26 @@ def ensure_schema(
     with engine.connect() as conn:
         revision = current_revision(conn)
         if revision is None:
-            tables = user_tables(conn)
+            tables = store_tables_present(conn)
             if tables:
                 raise UnversionedDatabase(tables)
     if revision == HEAD_REVISION:
         return revision
+    with migration_lock(engine):
+        with engine.connect() as conn:  # another process may have migrated meanwhile
+            revision = current_revision(conn)
+        if revision == HEAD_REVISION:
+            return revision
+        return _migrate(engine, revision, implicit_upgrade, before_upgrade, describe)
+
+
+def _migrate(
+    engine: Engine,
+    revision: str | None,
+    implicit_upgrade: bool,
+    before_upgrade: Callable[[str], None] | None,
+    describe: str,
+) -> str:
     if revision is not None and revision not in known_revisions():
         raise SchemaTooNewError(
             f"{describe or 'the database'} is at schema revision {revision!r}, unknown to this "
@@ -146,3 +240,49 @@ def ensure_schema(
         before_upgrade(revision)
     upgrade(engine)
     return HEAD_REVISION
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """One migrating process at a time: concurrent first opens of an older (or new)
+    database migrate once; the others wait, then find it at head.
+
+    File databases: an flock on `<db>.migrate.lock` beside the file (held across the
+    backup, which closes the DuckDB engine and would let a second process in). PostgreSQL:
+    a session advisory lock on a connection held for the duration."""
+    db_file = database_file(engine.url)
+    if db_file is not None:
+        with _file_lock(db_file.with_name(db_file.name + ".migrate.lock")):
+            yield
+        return
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            conn.commit()
+
+
+#: Advisory-lock key of the store's migrations (any 64-bit constant, fixed forever).
+_PG_MIGRATION_LOCK = 0x6E34_6173_746F_7265 & 0x7FFF_FFFF_FFFF_FFFF
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: one process per workspace
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

@@ -12,12 +12,13 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from nirs4all_store.db.engine import READ_OPTION
 from nirs4all_store.errors import ConstraintError, DatabaseError, StoreError
 
 T = TypeVar("T")
@@ -80,9 +81,20 @@ def translate(exc: BaseException, what: str) -> StoreError:
 class UnitOfWork:
     """Runs functions in transactions; nested calls join the thread's open transaction."""
 
-    def __init__(self, factory: sessionmaker[Session]) -> None:
+    def __init__(self, factory: sessionmaker[Session], *, read_only: bool = False) -> None:
         self.factory = factory
+        self.read_only = read_only
         self._local = threading.local()
+        bind = factory.kw.get("bind")
+        dialect = getattr(getattr(bind, "dialect", None), "name", "")
+        # What a read unit of work asks of its connection: SQLite begins it DEFERRED (the
+        # engine's "begin" hook), PostgreSQL runs it as a READ ONLY transaction.
+        self._read_options: dict[str, Any] = {READ_OPTION: True}
+        if dialect == "postgresql":
+            self._read_options["postgresql_readonly"] = True
+        #: Entered before an explicit transaction begins and left after it ends: the
+        #: artifact vault puts its shared file lock here (file lock before database, always).
+        self.transaction_guard: Callable[[], AbstractContextManager[Any]] = nullcontext
 
     @property
     def current(self) -> Session | None:
@@ -94,21 +106,31 @@ class UnitOfWork:
         if self.current is not None:
             yield self.current
             return
-        session = self.factory()
-        self._local.session = session
-        try:
-            with session.begin():
-                yield session
-        except Exception as exc:
-            if is_driver_error(exc):
-                raise translate(exc, what) from exc
-            raise
-        finally:
-            self._local.session = None
-            session.close()
+        with self.transaction_guard():
+            session = self.factory()
+            self._local.session = session
+            try:
+                with session.begin():
+                    yield session
+            except Exception as exc:
+                if is_driver_error(exc):
+                    raise translate(exc, what) from exc
+                raise
+            finally:
+                self._local.session = None
+                session.close()
 
-    def run(self, fn: Callable[[Session], T], what: str, *, retry_integrity: bool = False) -> T:
-        """`fn(session)` in its own transaction (or the open one), retried on conflicts."""
+    def run(
+        self,
+        fn: Callable[[Session], T],
+        what: str,
+        *,
+        retry_integrity: bool = False,
+        read: bool = False,
+    ) -> T:
+        """`fn(session)` in its own transaction (or the open one), retried on conflicts.
+
+        `read=True` marks a unit of work that only reads: it never takes a write lock."""
         if self.current is not None:
             try:
                 return fn(self.current)
@@ -122,6 +144,8 @@ class UnitOfWork:
             self._local.session = session
             try:
                 with session.begin():
+                    if read or self.read_only:
+                        session.connection(execution_options=self._read_options)
                     return fn(session)
             except Exception as exc:
                 if not is_driver_error(exc):

@@ -48,7 +48,7 @@ class ArtifactCalls(FacadeBase):
         Each item is `(obj, operator_class, artifact_type[, format])` or a dict with those
         keys (`obj` required, `format` defaults to "joblib"). Returns the ids in order.
         """
-        self._check_open()
+        self._check_writable("save_artifacts")
         return self.vault.save_many(items)
 
     def get_artifact(self, artifact_id: str) -> dict[str, Any] | None:
@@ -111,17 +111,28 @@ class ArtifactCalls(FacadeBase):
         too. Returns the number removed, or with `dry_run=True` the list of artifacts (id,
         path, hash) that would go.
         """
-        self._check_open()
+        if dry_run:
+            self._check_open()
+        else:
+            self._check_writable("gc_artifacts")
         return self.vault.gc(grace_seconds, dry_run)
 
     def verify(
-        self, repair: bool = False, grace_seconds: float = DEFAULT_GRACE_SECONDS
+        self,
+        repair: bool = False,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        force: bool = False,
     ) -> VerifyReport:
-        """Check reference counts, files and hashes; `repair=True` fixes counts and orphans."""
+        """Check reference counts, files and hashes; `repair=True` fixes counts and orphans.
+
+        Repair removes orphan files older than `grace_seconds` only. It refuses to remove
+        every file of the artifacts folder when no row claims any (a missing or wrong
+        database) unless `force=True`.
+        """
         self._check_open()
-        return verify_vault(self.vault, repair=repair, grace_seconds=grace_seconds)
+        return verify_vault(self.vault, repair=repair, grace_seconds=grace_seconds, force=force)
 
     def vacuum(self) -> dict[str, Any]:
         """Reclaim space (DuckDB: copy into a fresh file and swap atomically)."""
-        self._check_open()
+        self._check_writable("vacuum")
         return vacuum_database(self.engine, owns_engine=self._owns_engine)

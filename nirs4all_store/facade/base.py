@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from nirs4all_store.artifacts.vault import ArtifactVault
 from nirs4all_store.db.session import UnitOfWork
-from nirs4all_store.errors import StoreError
+from nirs4all_store.errors import ReadOnlyStoreError, StoreError
 from nirs4all_store.repositories import (
     ArtifactRepository,
     ChainRepository,
@@ -29,6 +29,7 @@ class FacadeBase:
 
     path: Path | None
     vault: ArtifactVault
+    read_only: bool
     _uow: UnitOfWork
     _closed: bool
 
@@ -36,9 +37,22 @@ class FacadeBase:
         if self._closed:
             raise StoreError("this WorkspaceStore is closed")
 
-    def _run(self, what: str, fn: Callable[[Session], T], **kw: Any) -> T:
+    def _check_writable(self, what: str) -> None:
         self._check_open()
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                f"{what} writes, but this WorkspaceStore was opened with read_only=True"
+            )
+
+    def _run(self, what: str, fn: Callable[[Session], T], **kw: Any) -> T:
+        """`fn` in a unit of work that may write (refused on a read-only store)."""
+        self._check_writable(what)
         return self._uow.run(fn, what, **kw)
+
+    def _read(self, what: str, fn: Callable[[Session], T]) -> T:
+        """`fn` in a unit of work that only reads: no write lock on any backend."""
+        self._check_open()
+        return self._uow.run(fn, what, read=True)
 
 
 def as_records(records: Any, name: str = "records") -> Sequence[Mapping[str, Any]]:

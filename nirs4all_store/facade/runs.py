@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from nirs4all_store.facade.base import FacadeBase, as_records, delete_pipeline_data
 from nirs4all_store.repositories import LogRepository, PipelineRepository, RunRepository
 from nirs4all_store.repositories.base import require_ids
+from nirs4all_store.repositories.status import StatusRepository
 from nirs4all_store.validation import check_id
 
 
@@ -36,7 +37,7 @@ class RunCalls(FacadeBase):
         self._run("fail_run", lambda s: RunRepository(s).finish(run_id, "failed", error=error))
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        return self._run("get_run", lambda s: RunRepository(s).get(run_id))
+        return self._read("get_run", lambda s: RunRepository(s).get(run_id))
 
     def list_runs(
         self,
@@ -46,7 +47,7 @@ class RunCalls(FacadeBase):
         offset: int = 0,
     ) -> pa.Table:
         """Runs, newest first."""
-        return self._run(
+        return self._read(
             "list_runs",
             lambda s: RunRepository(s).list(status=status, name=name, limit=limit, offset=offset),
         )
@@ -71,7 +72,7 @@ class RunCalls(FacadeBase):
 
         def work(s: Session) -> str:
             RunRepository(s).require(run_id)
-            return PipelineRepository(s).create(
+            created = PipelineRepository(s).create(
                 run_id,
                 name,
                 expanded_config,
@@ -80,6 +81,8 @@ class RunCalls(FacadeBase):
                 dataset_hash,
                 pipeline_id=pipeline_id,
             )
+            StatusRepository(s).heartbeat_run(run_id)  # the run's process is alive
+            return created
 
         return self._run("begin_pipeline", work)
 
@@ -95,6 +98,7 @@ class RunCalls(FacadeBase):
         def work(s: Session) -> list[str]:
             require_ids(s, RunRepository.table.c.run_id, {row["run_id"] for row in rows})
             PipelineRepository(s).insert_many(rows)
+            StatusRepository(s).heartbeat_of_pipelines([row["pipeline_id"] for row in rows])
             return [row["pipeline_id"] for row in rows]
 
         return self._run("save_pipelines", work)
@@ -107,12 +111,11 @@ class RunCalls(FacadeBase):
         metric: str | None = None,
         duration_ms: float | None = None,
     ) -> None:
-        self._run(
-            "complete_pipeline",
-            lambda s: PipelineRepository(s).complete(
-                pipeline_id, best_val, best_test, metric, duration_ms
-            ),
-        )
+        def work(s: Session) -> None:
+            PipelineRepository(s).complete(pipeline_id, best_val, best_test, metric, duration_ms)
+            StatusRepository(s).heartbeat_of_pipelines([pipeline_id])
+
+        self._run("complete_pipeline", work)
 
     def fail_pipeline(self, pipeline_id: str, error: str) -> None:
         """Mark a pipeline failed; its predictions, chains and logs go, references released."""
@@ -126,7 +129,7 @@ class RunCalls(FacadeBase):
         self._run("fail_pipeline", work)
 
     def get_pipeline(self, pipeline_id: str) -> dict[str, Any] | None:
-        return self._run("get_pipeline", lambda s: PipelineRepository(s).get(pipeline_id))
+        return self._read("get_pipeline", lambda s: PipelineRepository(s).get(pipeline_id))
 
     def list_pipelines(
         self,
@@ -137,7 +140,7 @@ class RunCalls(FacadeBase):
         offset: int = 0,
     ) -> pa.Table:
         """Pipelines, newest first."""
-        return self._run(
+        return self._read(
             "list_pipelines",
             lambda s: PipelineRepository(s).list(
                 run_id=run_id, dataset_name=dataset_name, status=status, limit=limit, offset=offset
@@ -186,8 +189,8 @@ class RunCalls(FacadeBase):
         return self._run("save_logs", work)
 
     def get_pipeline_log(self, pipeline_id: str) -> pa.Table:
-        return self._run("get_pipeline_log", lambda s: LogRepository(s).for_pipeline(pipeline_id))
+        return self._read("get_pipeline_log", lambda s: LogRepository(s).for_pipeline(pipeline_id))
 
     def get_run_log_summary(self, run_id: str) -> pa.Table:
         """One row per pipeline: total duration, step count, warning and error counts."""
-        return self._run("get_run_log_summary", lambda s: LogRepository(s).run_summary(run_id))
+        return self._read("get_run_log_summary", lambda s: LogRepository(s).run_summary(run_id))

@@ -9,7 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nirs4all_store.models import Run
+from nirs4all_store.repositories.affected import rows_affected
 from nirs4all_store.repositories.base import forget_known, is_known, note_known, rows_to_arrow
+from nirs4all_store.repositories.status import run_status_expr, stale_cutoff
 from nirs4all_store.types import utcnow
 from nirs4all_store.validation import (
     RUN_STATUSES,
@@ -52,7 +54,8 @@ class RunRepository:
                 status="running",
                 config=config,
                 datasets=datasets,
-                created_at=utcnow(),
+                created_at=(now := utcnow()),
+                heartbeat_at=now,
             )
         )
         note_known(self.session, "runs", (run_id,))
@@ -82,13 +85,21 @@ class RunRepository:
         if error is not None:
             values["error"] = check_text("error", error)
         check_id("run_id", run_id)
-        result = self.session.execute(sa.update(T).where(T.c.run_id == run_id).values(**values))
-        if not result.rowcount:  # one statement: an unknown id updates nothing
+        updated = rows_affected(
+            self.session, sa.update(T).where(T.c.run_id == run_id).values(**values)
+        )
+        if not updated:  # one statement: an unknown id updates nothing
             raise KeyError(f"unknown run_id {run_id!r}")
+
+    def _columns(self) -> list[Any]:
+        """The run's columns, `status` as a reader reports it ('interrupted' for a running
+        run whose process stopped writing: `repositories.status.run_status_expr`)."""
+        status = run_status_expr(stale_cutoff()).label("status")
+        return [status if c.name == "status" else c for c in T.columns]
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         check_id("run_id", run_id)
-        row = self.session.execute(sa.select(T).where(T.c.run_id == run_id)).first()
+        row = self.session.execute(sa.select(*self._columns()).where(T.c.run_id == run_id)).first()
         return dict(row._mapping) if row else None
 
     def list(
@@ -100,9 +111,11 @@ class RunRepository:
         offset: int = 0,
     ) -> pa.Table:
         """Newest first (ties broken by id so pages are stable)."""
-        query = sa.select(T)
+        columns = self._columns()
+        query = sa.select(*columns)
         if status is not None:
-            query = query.where(T.c.status == check_choice("status", status, RUN_STATUSES))
+            check_choice("status", status, RUN_STATUSES)
+            query = query.where(run_status_expr(stale_cutoff()) == status)
         if name is not None:
             query = query.where(T.c.name == name)
         query = query.order_by(T.c.created_at.desc(), T.c.run_id.desc()).offset(offset)
@@ -112,4 +125,4 @@ class RunRepository:
 
     def delete(self, run_id: str) -> int:
         forget_known(self.session)
-        return self.session.execute(sa.delete(T).where(T.c.run_id == run_id)).rowcount or 0
+        return rows_affected(self.session, sa.delete(T).where(T.c.run_id == run_id))

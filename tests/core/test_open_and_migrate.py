@@ -103,15 +103,19 @@ def test_workspace_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
         WorkspaceStore(tmp_path / "file")
 
 
-def test_foreign_tables_are_refused_on_sqlite(tmp_path: Path) -> None:
+def test_a_store_table_of_foreign_shape_is_refused_by_name_on_sqlite(tmp_path: Path) -> None:
+    """Issue 14: the store lives beside other tables, but never writes into a table of its
+    name that it did not create (no store version)."""
     engine = create_store_engine(f"sqlite:///{tmp_path / 'foreign.sqlite'}")
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE invoices (id INTEGER PRIMARY KEY)"))
+        conn.execute(sa.text("CREATE TABLE runs (id INTEGER PRIMARY KEY, owner TEXT)"))
     engine.dispose()
     from nirs4all_store import UnknownSchemaError
 
-    with pytest.raises(UnknownSchemaError, match="invoices"):
+    with pytest.raises(UnknownSchemaError, match=r"\['runs'\]") as caught:
         WorkspaceStore(tmp_path / "ws", url=f"sqlite:///{tmp_path / 'foreign.sqlite'}")
+    assert "invoices" not in str(caught.value)
 
 
 def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -125,7 +129,7 @@ def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_close_releases_the_duckdb_file_for_another_process(tmp_path: Path) -> None:
-    store = WorkspaceStore(tmp_path / "ws", lock_timeout=0.2)
+    store = WorkspaceStore(tmp_path / "ws", lock_timeout=0.2, hold_lock=True)
     run_id = store.begin_run("mine")
     code = f"""
         from nirs4all_store import WorkspaceStore, WorkspaceLockedError
