@@ -63,14 +63,18 @@ def duckdb_url(path: Path) -> URL:
 
 
 def database_file(url: URL) -> Path | None:
-    """The file behind an embedded database URL (DuckDB/SQLite), None for a server."""
-    if url.get_backend_name() in ("duckdb", "sqlite") and url.database not in (
+    """The file behind an embedded database URL (DuckDB/SQLite), None for a server
+    (a read-only SQLite URI, `file:...?mode=ro&uri=true`, names its file too)."""
+    if url.get_backend_name() not in ("duckdb", "sqlite") or url.database in (
         None,
         "",
         ":memory:",
     ):
-        return Path(url.database)
-    return None
+        return None
+    database = url.database
+    if url.query.get("uri") == "true" and database.startswith("file:"):
+        database = database[len("file:") :]
+    return Path(database)
 
 
 def is_server(url: URL) -> bool:
@@ -102,7 +106,6 @@ def create_store_engine(
         kwargs["connect_args"] = {
             "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
             "check_same_thread": False,
-            **({"uri": True} if read_only else {}),
         }
         if hold_lock is False:
             kwargs["poolclass"] = NullPool
@@ -258,7 +261,9 @@ def sqlite_read_only_url(url: URL) -> URL:
     """`sqlite:///path` as a read-only URI (`file:path?mode=ro`): writes fail in SQLite."""
     if url.database in (None, "", ":memory:"):
         raise ValueError("a read-only SQLite store needs a database file")
-    return url.set(database=f"file:{url.database}?mode=ro")
+    # SQLAlchemy's pysqlite dialect: `uri=true` in the query makes it pass the database as
+    # a URI (file:...) with the other query parameters (mode=ro) appended.
+    return url.set(database=f"file:{url.database}").update_query_dict({"mode": "ro", "uri": "true"})
 
 
 #: Execution option of a read unit of work: SQLite begins it DEFERRED (no write lock).

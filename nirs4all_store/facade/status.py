@@ -50,7 +50,7 @@ class StatusCalls(FacadeBase):
 
         found = self._read("status", work)
         db_file = engines.database_file(self.engine.url)
-        artifacts = _folder_size(self.vault.files.root)
+        artifacts = _artifact_files_size(self.vault.files)
         return {
             "backend": self.engine.dialect.name,
             "url": self.engine.url.render_as_string(hide_password=True),
@@ -157,13 +157,13 @@ def _file_size(path: Any) -> int | None:
     return total
 
 
-def _folder_size(root: Any) -> tuple[int, int]:
-    """(files, bytes) under the artifacts folder, symlinks not followed."""
-    files = size = 0
-    for folder, _, names in os.walk(root, followlinks=False):
-        for name in names:
-            path = os.path.join(folder, name)
-            if not os.path.islink(path):
-                files += 1
-                size += os.path.getsize(path)
-    return files, size
+def _artifact_files_size(files: Any) -> tuple[int, int]:
+    """(files, bytes) of the artifact files (`ArtifactFiles.iter_files`: no temporaries,
+    no bookkeeping files, symlinks not followed)."""
+    count = size = 0
+    for relpath in files.iter_files():
+        path = files.path(relpath)
+        if not os.path.islink(path):
+            count += 1
+            size += os.path.getsize(path)
+    return count, size
