@@ -37,6 +37,7 @@ EXTENSION_POINTS = (
     "db.engine",
     "db.migrate",
     "db.session",
+    "db.backup",
     "artifacts.files",
 )
 #: Shims kept for pickles written before the layout (they re-export a workbench name).

@@ -4,6 +4,7 @@ adoption of legacy nirs4all workspaces."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,19 +92,20 @@ def _db_migrate(args: argparse.Namespace) -> int:
     try:
         with engine.connect() as conn:
             before = migrate.current_revision(conn)
-            tables = migrate.user_tables(conn) if before is None else []
+            # Other tables (a host application's) are fine: only the store's own names count.
+            tables = migrate.store_tables_present(conn) if before is None else []
         if args.db_command == "current":
             _emit_current(args, where, before)
             return 0
         if before is None and tables:
             raise CliError(
-                f"{where} holds tables {tables} without a nirs4all-store version: "
+                f"{where} holds the store's tables {tables} without a nirs4all-store version: "
                 f"if it is a legacy nirs4all workspace, run `{PROG} db adopt --workspace PATH`"
             )
         if args.db_command == "upgrade":
             migrate.upgrade(engine, args.revision)
         else:
-            migrate.downgrade(engine, args.revision)
+            _downgrade(args, engine, where, before)
         with engine.connect() as conn:
             after = migrate.current_revision(conn)
     finally:
@@ -114,6 +116,26 @@ def _db_migrate(args: argparse.Namespace) -> int:
         f"{where}: {args.db_command} {before or '(none)'} -> {after or '(none)'}",
     )
     return 0
+
+
+def _downgrade(args: argparse.Namespace, engine: Engine, where: str, before: str | None) -> None:
+    """Downgrades drop tables and columns: ask on a terminal (unless --yes), and back a
+    database file up first (`<file>.bak-<revision>`, the copy an upgrade makes too)."""
+    from nirs4all_store.db import migrate
+    from nirs4all_store.db.backup import backup_before_upgrade
+
+    if sys.stdin.isatty() and not getattr(args, "yes", False):
+        answer = input(
+            f"Downgrade {where} from {before or '(none)'} to {args.revision}? Data in dropped "
+            "tables and columns is lost (a file database is backed up first). [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            raise CliError("downgrade cancelled: nothing changed")
+    if before is not None:
+        backup = backup_before_upgrade(engine, before)
+        if backup is not None:
+            print(f"backup: {backup}", file=sys.stderr)
+    migrate.downgrade(engine, args.revision)
 
 
 def _emit_current(args: argparse.Namespace, where: str, before: str | None) -> None:
