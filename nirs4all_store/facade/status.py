@@ -29,11 +29,15 @@ class StatusCalls(FacadeBase):
 
     engine: Engine
 
-    def change_token(self) -> str:
+    def change_token(self, run_id: str | None = None) -> str | None:
         """A short text that changes whenever a commit adds, removes or finishes rows: poll
         it to refresh a cache or a page (one SELECT; a file mtime is not one on PostgreSQL
-        or under a WAL)."""
-        return self._read("change_token", lambda s: StatusRepository(s).change_token())
+        or under a WAL). With `run_id`, only that run's changes count (None for an unknown
+        run)."""
+        if run_id is None:
+            return self._read("change_token", lambda s: StatusRepository(s).change_token())
+        check_id("run_id", run_id)
+        return self._read("change_token", lambda s: StatusRepository(s).run_token(run_id))
 
     def status(self) -> dict[str, Any]:
         """Backend, schema revision against this package's head, counts, sizes, last write."""

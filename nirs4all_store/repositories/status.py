@@ -92,6 +92,23 @@ class StatusRepository:
         text = "|".join(f"{k}={values[k]!s}" for k in sorted(values))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def run_token(self, run_id: str) -> str | None:
+        """The change token of one run: its row and its pipelines (count, newest times)."""
+        T, P = TABLES["runs"], TABLES["pipelines"]
+        run = self.session.execute(
+            sa.select(T.c.status, T.c.completed_at, T.c.heartbeat_at).where(T.c.run_id == run_id)
+        ).first()
+        if run is None:
+            return None
+        mine = P.c.run_id == run_id
+        pipelines = self.session.execute(
+            sa.select(sa.func.count(), sa.func.max(P.c.created_at), sa.func.max(P.c.completed_at))
+            .select_from(P)
+            .where(mine)
+        ).one()
+        text = "|".join(str(v) for v in (*run, *pipelines))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def stale_runs(self, cutoff: dt.datetime) -> list[str]:
         T = TABLES["runs"]
         query = sa.select(T.c.run_id).where(

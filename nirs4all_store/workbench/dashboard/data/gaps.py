@@ -60,7 +60,8 @@ def change_token(store: WorkspaceStore, run_id: str | None = None) -> str | None
     the run's page) shows changes. None for an unknown run."""
     method = getattr(store, "change_token", None)
     if callable(method):
-        return str(method(run_id=run_id))
+        token = method(run_id=run_id)
+        return None if token is None else str(token)
     if run_id is not None:
         run = lookup(store.get_run, run_id)
         if run is None:
@@ -94,7 +95,19 @@ def workspace_status(store: WorkspaceStore) -> dict[str, Any]:
     """STORE-GAP `status() -> dict` (backend, schema revision, sizes, counts)."""
     method = getattr(store, "status", None)
     if callable(method):
-        return dict(method())
+        found = dict(method())
+        return {
+            **found,
+            "database": found["url"],
+            "db_file": str(store.db_file) if store.db_file else None,
+            "db_bytes": found["database_bytes"],
+            "artifacts_path": str(store.artifacts_path),
+            "counts": {
+                **found["counts"],
+                "runs_running": count_runs(store, "running"),
+                "pipelines_failed": count_pipelines(store, status="failed"),
+            },
+        }
     artifacts = store.list_artifacts()
     sizes = [s for s in artifacts.column("size_bytes").to_pylist() if s is not None]
     return {
@@ -126,7 +139,11 @@ def runs_with_display_status(store: WorkspaceStore, status: str) -> list[dict[st
     """STORE-GAP run status 'interrupted': stored as 'failed' today, told apart by its error
     (all failed runs are read, then split)."""
     rows = rows_of(store.list_runs(status="failed", limit=None))
-    return [r for r in rows if shape.display_status(r) == status]
+    older = [r for r in rows if shape.display_status(r) == status]
+    if status != "interrupted":
+        return older
+    # The store reports a run whose process died as 'interrupted' (heartbeat, revision 0006).
+    return rows_of(store.list_runs(status="interrupted", limit=None)) + older
 
 
 def facets(store: WorkspaceStore, run: Mapping[str, Any], where: dict[str, Any]) -> dict:
