@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import numpy as np
 
 from nirs4all_store.types import json_document, sanitize_json, utcnow
 
-RUN_STATUSES = ("running", "completed", "failed")
+RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 PIPELINE_STATUSES = ("running", "completed", "failed")
 PARTITIONS = ("train", "val", "test")
 TASK_TYPES = ("regression", "classification")
@@ -45,14 +46,29 @@ def new_ids(n: int) -> list[str]:
 
 
 def check_id(field: str, value: Any, *, optional: bool = False) -> str | None:
-    """Ids are non-empty strings; NaN, numbers and blanks are refused by name."""
+    """Ids are non-empty strings; NaN, numbers and blanks are refused by name, and so are
+    path separators, `..`, NUL and other control characters: ids name exported files (a
+    stored chain id `../../X` once made an export write outside the workspace)."""
     if value is None and optional:
         return None
-    if type(value) is str and value and not value[0].isspace() and value.lower() != "nan":
+    if (
+        type(value) is str
+        and value
+        and not value[0].isspace()
+        and value.lower() != "nan"
+        and value.isprintable()
+        and "/" not in value
+        and "\\" not in value
+        and ".." not in value
+    ):
         return value  # the common case, without the slower checks below (bulk-path speed)
     if not isinstance(value, str) or not value.strip() or value.strip().lower() == "nan":
         raise ValueError(f"{field} must be a non-empty id string, got {value!r}")
-    return value
+    if not value.isprintable() or "/" in value or "\\" in value or ".." in value:
+        raise ValueError(
+            f"{field} must not hold '/', '\\', '..' or control characters, got {value!r}"
+        )
+    return check_text(field, value)  # type: ignore[return-value]
 
 
 def uuid_or_none(value: Any) -> str | None:
@@ -86,13 +102,27 @@ def check_choice(field: str, value: Any, allowed: Sequence[str]) -> str:
 
 
 def check_text(field: str, value: Any, *, optional: bool = False) -> str | None:
-    if type(value) is str:
+    """A string every backend stores as given: no NUL (PostgreSQL refuses it, the others
+    kept it) and no lone surrogate (not encodable as UTF-8: UnicodeEncodeError)."""
+    if type(value) is str and "\x00" not in value and (value.isascii() or _utf8(value)):
         return value
     if value is None and optional:
         return None
     if not isinstance(value, str):
         raise TypeError(f"{field} must be a string, got {type(value).__name__}: {value!r}")
+    if "\x00" in value:
+        raise ValueError(f"{field} must not contain NUL characters, got {value!r}")
+    if not _utf8(value):
+        raise ValueError(f"{field} must be valid Unicode (a lone surrogate?), got {value!r}")
     return value
+
+
+def _utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_number(field: str, value: Any, *, optional: bool = True) -> float | None:
@@ -108,8 +138,15 @@ def check_number(field: str, value: Any, *, optional: bool = True) -> float | No
     return None if math.isnan(number) else number
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def check_int(field: str, value: Any, *, optional: bool = True) -> int | None:
+    """An integer that fits the 64-bit columns of every backend (SQLite raised OverflowError
+    for 2**70, the others a DatabaseError)."""
     if type(value) is int:
+        if value not in _INT64:
+            raise ValueError(f"{field} must fit in 64 bits, got {value!r}")
         return value
     if value is None and optional:
         return None
@@ -117,7 +154,25 @@ def check_int(field: str, value: Any, *, optional: bool = True) -> int | None:
         if isinstance(value, (float, np.floating)) and math.isfinite(value) and value == int(value):
             return int(value)
         raise TypeError(f"{field} must be an integer, got {type(value).__name__}: {value!r}")
-    return int(value)
+    return check_int(field, int(value))
+
+
+def check_page(limit: Any, offset: Any) -> tuple[int | None, int]:
+    """`limit` (None: all) and `offset` of a listing, as integers >= 0 (SQLite took -1 and
+    -5, the other backends raised DatabaseError; `limit='x'` was a bare int() error)."""
+    checked_limit = check_int("limit", limit)
+    checked_offset = check_int("offset", 0 if offset is None else offset, optional=False)
+    if checked_limit is not None and checked_limit < 0:
+        raise ValueError(f"limit must be >= 0 or None, got {limit!r}")
+    if checked_offset is None or checked_offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset!r}")
+    return checked_limit, checked_offset
+
+
+def check_filter(name: str, value: Any) -> Any:
+    """An equality filter's value, checked as the field itself is (None matches NULL)."""
+    spec = PREDICTION_FIELDS[name]
+    return None if value is None else spec.check(name, value)
 
 
 def check_json(field: str, value: Any, *, encoded: bool = False) -> Any:
@@ -128,9 +183,23 @@ def check_json(field: str, value: Any, *, encoded: bool = False) -> Any:
     if value is None:
         return None
     try:
-        return json_document(value) if encoded else sanitize_json(value)
+        document = json_document(value)
     except TypeError as exc:
         raise TypeError(f"{field} is not JSON-serialisable: {exc}") from exc
+    except (RecursionError, ValueError) as exc:  # circular, or nested thousands deep
+        raise ValueError(f"{field} is circular or nested too deeply for JSON: {exc}") from exc
+    if "\\u" in document and _BAD_JSON_TEXT.search(document):
+        raise ValueError(
+            f"{field} holds a NUL character or a lone surrogate, which PostgreSQL's JSON "
+            "refuses (and the other backends would keep): remove it"
+        )
+    return document if encoded else sanitize_json(value)
+
+
+# NUL or a surrogate escape not in a high+low pair, in JSON text encoded with ensure_ascii.
+_BAD_JSON_TEXT = re.compile(
+    r"(?<!\\)\\u0000|\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}"
+)
 
 
 def as_float_array(
@@ -138,6 +207,8 @@ def as_float_array(
 ) -> np.ndarray | None:
     if value is None and optional:
         return None
+    if np.iscomplexobj(value):  # float64 would silently drop the imaginary part
+        raise TypeError(f"{field} must be real numbers, got complex values")
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -146,6 +217,9 @@ def as_float_array(
         arr = arr[:, 0]
     if arr.ndim != ndim:
         raise ValueError(f"{field} must be {ndim}-D, got shape {arr.shape}")
+    if ndim == 2 and 0 in arr.shape:
+        # A (5, 0) or (0, 3) matrix came back with another shape on each backend.
+        raise ValueError(f"{field} must have at least one row and one column, got {arr.shape}")
     return arr
 
 
@@ -261,7 +335,11 @@ def validate_arrays(prediction_id: str, record: Mapping[str, Any]) -> dict[str, 
         "sample_indices": as_index_array("sample_indices", record.get("sample_indices")),
         "weights": as_float_array("weights", record.get("weights")),
     }
-    lengths = {name: len(arr) for name, arr in arrays.items() if arr is not None}
+    # `weights` is left out: nirs4all 0.8 stores its fold weights there (one per fold, e.g.
+    # 3 for 29 samples; traced, docs/nirs4all.md), not one weight per sample.
+    lengths = {
+        name: len(arr) for name, arr in arrays.items() if arr is not None and name != "weights"
+    }
     if len(set(lengths.values())) > 1:
         raise ValueError(
             f"arrays of prediction {prediction_id} must have one length, got {lengths}"

@@ -18,7 +18,7 @@ from nirs4all_store.db.vacuum import vacuum_database
 from nirs4all_store.facade.base import FacadeBase, delete_pipeline_data
 from nirs4all_store.repositories import ArtifactRepository, PipelineRepository, RunRepository
 from nirs4all_store.types import utcnow
-from nirs4all_store.validation import check_id
+from nirs4all_store.validation import check_id, check_page
 
 
 class ArtifactCalls(FacadeBase):
@@ -66,10 +66,12 @@ class ArtifactCalls(FacadeBase):
         self._check_open()
         return self.vault.load(artifact_id)
 
-    def list_artifacts(self) -> pa.Table:
-        """Every artifact row."""
+    def list_artifacts(self, limit: int | None = None, offset: int = 0) -> pa.Table:
+        """Artifact rows, oldest first (`count_artifacts()` is the total to page through)."""
         self._check_open()
-        return self.vault.list()
+        limit, offset = check_page(limit, offset)
+        table = self.vault.list()
+        return table.slice(offset, limit) if (limit is not None or offset) else table
 
     def delete_run(self, run_id: str, delete_artifacts: bool = True) -> int:
         """Delete a run and everything under it in one transaction; returns rows deleted.

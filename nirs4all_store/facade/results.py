@@ -20,6 +20,7 @@ from nirs4all_store.repositories.base import require_ids
 from nirs4all_store.types import utcnow
 from nirs4all_store.validation import (
     check_id,
+    check_page,
     check_uuid,
     new_ids,
     validate_arrays,
@@ -77,11 +78,16 @@ class ResultCalls(FacadeBase):
         return self._run("save_chains", work)
 
     def get_chain(self, chain_id: str) -> dict[str, Any] | None:
-        return self._run("get_chain", lambda s: ChainRepository(s).get(chain_id))
+        return self._read("get_chain", lambda s: ChainRepository(s).get(chain_id))
 
-    def get_chains_for_pipeline(self, pipeline_id: str) -> pa.Table:
-        return self._run(
-            "get_chains_for_pipeline", lambda s: ChainRepository(s).for_pipeline(pipeline_id)
+    def get_chains_for_pipeline(
+        self, pipeline_id: str, limit: int | None = None, offset: int = 0
+    ) -> pa.Table:
+        """The chains of a pipeline, oldest first (`count_chains(pipeline_id)` counts them)."""
+        limit, offset = check_page(limit, offset)
+        return self._read(
+            "get_chains_for_pipeline",
+            lambda s: ChainRepository(s).for_pipeline(pipeline_id, limit=limit, offset=offset),
         )
 
     # -- predictions ---------------------------------------------------------------------
@@ -170,7 +176,7 @@ class ResultCalls(FacadeBase):
     def get_prediction(
         self, prediction_id: str, load_arrays: bool = False
     ) -> dict[str, Any] | None:
-        return self._run(
+        return self._read(
             "get_prediction",
             lambda s: PredictionRepository(s).get(prediction_id, load_arrays=load_arrays),
         )
@@ -184,7 +190,7 @@ class ResultCalls(FacadeBase):
         **filters: Any,
     ) -> pa.Table:
         """Predictions matching equality filters (dataset_name, partition, branch_id=0, ...)."""
-        return self._run(
+        return self._read(
             "query_predictions",
             lambda s: PredictionRepository(s).query(
                 filters, run_id=run_id, limit=limit, offset=offset
@@ -206,7 +212,7 @@ class ResultCalls(FacadeBase):
 
         `run_id` and equality `filters` (as `query_predictions` takes them) narrow the set.
         """
-        return self._run(
+        return self._read(
             "top_predictions",
             lambda s: PredictionRepository(s).top(
                 n,

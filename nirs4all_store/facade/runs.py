@@ -13,7 +13,7 @@ from nirs4all_store.facade.base import FacadeBase, as_records, delete_pipeline_d
 from nirs4all_store.repositories import LogRepository, PipelineRepository, RunRepository
 from nirs4all_store.repositories.base import require_ids
 from nirs4all_store.repositories.status import StatusRepository
-from nirs4all_store.validation import check_id
+from nirs4all_store.validation import check_id, check_page
 
 
 class RunCalls(FacadeBase):
@@ -188,8 +188,15 @@ class RunCalls(FacadeBase):
 
         return self._run("save_logs", work)
 
-    def get_pipeline_log(self, pipeline_id: str) -> pa.Table:
-        return self._read("get_pipeline_log", lambda s: LogRepository(s).for_pipeline(pipeline_id))
+    def get_pipeline_log(
+        self, pipeline_id: str, limit: int | None = None, offset: int = 0
+    ) -> pa.Table:
+        """The step log of a pipeline, in order (paged with `limit`/`offset`)."""
+        limit, offset = check_page(limit, offset)
+        return self._read(
+            "get_pipeline_log",
+            lambda s: LogRepository(s).for_pipeline(pipeline_id, limit=limit, offset=offset),
+        )
 
     def get_run_log_summary(self, run_id: str) -> pa.Table:
         """One row per pipeline: total duration, step count, warning and error counts."""

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nirs4all_store.models import Chain
+from nirs4all_store.repositories.affected import rows_affected
 from nirs4all_store.repositories.base import forget_known, insert_rows, note_known, rows_to_arrow
 from nirs4all_store.types import utcnow
 from nirs4all_store.validation import (
@@ -137,12 +138,17 @@ class ChainRepository:
         row = self.session.execute(sa.select(T).where(T.c.chain_id == chain_id)).first()
         return dict(row._mapping) if row else None
 
-    def for_pipeline(self, pipeline_id: str) -> pa.Table:
+    def for_pipeline(
+        self, pipeline_id: str, *, limit: int | None = None, offset: int = 0
+    ) -> pa.Table:
         query = (
             sa.select(T)
             .where(T.c.pipeline_id == pipeline_id)
             .order_by(T.c.created_at, T.c.chain_id)
+            .offset(offset)
         )
+        if limit is not None:
+            query = query.limit(limit)
         return rows_to_arrow(list(T.columns), self.session.execute(query).all())
 
     def ids_of_pipelines(self, pipeline_ids: sa.Select[Any]) -> sa.Select[Any]:
@@ -165,7 +171,4 @@ class ChainRepository:
 
     def delete_of_pipelines(self, pipeline_ids: sa.Select[Any]) -> int:
         forget_known(self.session)
-        return (
-            self.session.execute(sa.delete(T).where(T.c.pipeline_id.in_(pipeline_ids))).rowcount
-            or 0
-        )
+        return rows_affected(self.session, sa.delete(T).where(T.c.pipeline_id.in_(pipeline_ids)))

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nirs4all_store.models import Log, Pipeline
+from nirs4all_store.repositories.affected import rows_affected
 from nirs4all_store.repositories.base import forget_known, insert_rows, rows_to_arrow
 from nirs4all_store.types import utcnow
 from nirs4all_store.validation import (
@@ -87,9 +88,13 @@ class LogRepository:
             "created_at": utcnow(),
         }
 
-    def for_pipeline(self, pipeline_id: str) -> pa.Table:
+    def for_pipeline(
+        self, pipeline_id: str, *, limit: int | None = None, offset: int = 0
+    ) -> pa.Table:
         query = sa.select(T).where(T.c.pipeline_id == pipeline_id)
-        query = query.order_by(T.c.created_at, T.c.step_idx, T.c.log_id)
+        query = query.order_by(T.c.created_at, T.c.step_idx, T.c.log_id).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
         return rows_to_arrow(list(T.columns), self.session.execute(query).all())
 
     def run_summary(self, run_id: str) -> pa.Table:
@@ -133,7 +138,4 @@ class LogRepository:
 
     def delete_of_pipelines(self, pipeline_ids: sa.Select[Any]) -> int:
         forget_known(self.session)
-        return (
-            self.session.execute(sa.delete(T).where(T.c.pipeline_id.in_(pipeline_ids))).rowcount
-            or 0
-        )
+        return rows_affected(self.session, sa.delete(T).where(T.c.pipeline_id.in_(pipeline_ids)))

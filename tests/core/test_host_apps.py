@@ -379,3 +379,27 @@ def test_engine_is_disposed_in_a_forked_child(tmp_path: Path) -> None:
     os.close(read)
     assert store.get_run(run_id)["name"] == "parent"
     store.close()
+
+
+def test_every_list_pages_in_sql_with_a_matching_count(store: WorkspaceStore) -> None:
+    first = record_pipeline(store, seed=0)
+    record_pipeline(store, first.run_id, seed=1)
+    for i in range(3):
+        store.log_step(first.pipeline_id, 10 + i, "Extra", "event")
+    log = store.get_pipeline_log(first.pipeline_id)
+    assert store.get_pipeline_log(first.pipeline_id, limit=2, offset=1).to_pylist() == (
+        log.slice(1, 2).to_pylist()
+    )
+    chains = store.get_chains_for_pipeline(first.pipeline_id)
+    assert chains.num_rows == store.count_chains(first.pipeline_id) == 1
+    assert store.get_chains_for_pipeline(first.pipeline_id, offset=1).num_rows == 0
+    artifacts = store.list_artifacts()
+    assert artifacts.num_rows == store.count_artifacts()
+    assert store.list_artifacts(limit=1, offset=1).to_pylist() == artifacts.slice(1, 1).to_pylist()
+    assert (
+        store.count_pipelines(run_id=first.run_id)
+        == store.list_pipelines(run_id=first.run_id).num_rows
+        == 2
+    )
+    with pytest.raises(ValueError, match="limit must be >= 0"):
+        store.get_pipeline_log(first.pipeline_id, limit=-1)
