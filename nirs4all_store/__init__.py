@@ -21,11 +21,14 @@ from nirs4all_store.errors import (
     ConstraintError,
     DatabaseError,
     MigrationRequiredError,
+    ReadOnlyStoreError,
     SchemaTooNewError,
     SchemaVersionError,
+    StoreClosedError,
     StoreError,
     UnknownSchemaError,
     WorkspaceLockedError,
+    WorkspaceNotFoundError,
 )
 from nirs4all_store.extensions import register as _register
 from nirs4all_store.store import WorkspaceStore
@@ -59,6 +62,11 @@ _LAZY = {
     "synthetic_nirs": "workbench.training.datasets",
     "load_nirs4all_folder": "workbench.training.datasets",
     "SNV": "workbench.training.transforms",
+    "MSC": "workbench.training.transforms",
+    "SavitzkyGolay": "workbench.training.transforms",
+    "Detrend": "workbench.training.transforms",
+    "ALSBaseline": "workbench.training.transforms",
+    "Grid": "workbench.training.grid",
 }
 
 if TYPE_CHECKING:
@@ -72,9 +80,16 @@ if TYPE_CHECKING:
         load_nirs4all_folder,
         synthetic_nirs,
     )
+    from nirs4all_store.workbench.training.grid import Grid
     from nirs4all_store.workbench.training.result import RunResult
     from nirs4all_store.workbench.training.session import run
-    from nirs4all_store.workbench.training.transforms import SNV
+    from nirs4all_store.workbench.training.transforms import (
+        MSC,
+        SNV,
+        ALSBaseline,
+        Detrend,
+        SavitzkyGolay,
+    )
 
 
 def __getattr__(name: str) -> Any:
@@ -91,7 +106,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "MSC",
     "SNV",
+    "ALSBaseline",
     "AdoptionError",
     "AdoptionReport",
     "ArtifactIntegrityError",
@@ -101,15 +118,21 @@ __all__ = [
     "DatabaseError",
     "Dataset",
     "DatasetError",
+    "Detrend",
+    "Grid",
     "MigrationRequiredError",
     "PipelineLibrary",
+    "ReadOnlyStoreError",
     "RunResult",
+    "SavitzkyGolay",
     "SchemaTooNewError",
     "SchemaVersionError",
+    "StoreClosedError",
     "StoreError",
     "UnknownSchemaError",
     "VerifyReport",
     "WorkspaceLockedError",
+    "WorkspaceNotFoundError",
     "WorkspaceStore",
     "__version__",
     "adopt_legacy_workspace",

@@ -69,3 +69,8 @@ class ReadOnlyStoreError(StoreError, PermissionError):
 
 class WorkspaceNotFoundError(StoreError, FileNotFoundError):
     """A read-only (or reading) open of a workspace whose database does not exist."""
+
+
+class StoreClosedError(StoreError, RuntimeError):
+    """A call on a `WorkspaceStore` after `close()` (a RuntimeError too: nirs4all's own store
+    raised RuntimeError there, and its callers catch that)."""

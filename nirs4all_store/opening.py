@@ -16,8 +16,8 @@ from sqlalchemy.engine import URL, Engine
 from nirs4all_store.artifacts.owner import check_owner, claim_folder, refuse_new_database
 from nirs4all_store.db import engine as engines
 from nirs4all_store.db import migrate
+from nirs4all_store.db.backup import backup_before_upgrade
 from nirs4all_store.db.session import is_driver_error, translate
-from nirs4all_store.durable import atomic_copy
 from nirs4all_store.errors import (
     MigrationRequiredError,
     UnknownSchemaError,
@@ -164,26 +164,9 @@ def ensure_schema(engine: Engine, workspace: Path | None, *, may_adopt: bool) ->
         adopt_legacy_workspace(workspace or db_file.parent)
         engine.dispose()
         migrate.ensure_schema(engine, implicit_upgrade=True, describe=described)
+    except RuntimeError as exc:  # a migration refusing to upgrade this database
+        raise MigrationRequiredError(f"{described}: {exc}") from exc
     except Exception as exc:
         if is_driver_error(exc):
             raise translate(exc, f"opening {described}") from exc
         raise
-
-
-def backup_before_upgrade(engine: Engine, revision: str) -> None:
-    """Copy an embedded database file before migrating it (`store.duckdb.bak-<revision>`)."""
-    db_file = engines.database_file(engine.url)
-    if db_file is None or not db_file.exists():
-        return
-    backup = db_file.with_name(f"{db_file.name}.bak-{revision}")
-    if engine.dialect.name == "sqlite":
-        # The raw connection: the engine's "begin" hook would wrap VACUUM in BEGIN IMMEDIATE,
-        # and VACUUM cannot run inside a transaction.
-        raw = engine.raw_connection()
-        try:
-            raw.driver_connection.execute("VACUUM INTO ?", (str(backup),))  # type: ignore[union-attr]
-        finally:
-            raw.close()
-        return
-    engine.dispose()  # DuckDB writes its WAL into the file on close
-    atomic_copy(db_file, backup)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import struct
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 UTC = dt.timezone.utc
 
@@ -194,10 +197,23 @@ class Float64Array(sa.TypeDecorator[np.ndarray]):
             return arr.tolist()
         return encode_array_bytes(arr)
 
+    def column_expression(self, colexpr: Any) -> Any:
+        """Selected as `array_send(col)` on PostgreSQL: the array's binary wire format, which
+        numpy decodes in one pass. psycopg built a Python list of floats instead (2 x 2e6
+        doubles: 4.8 s in fetchone alone)."""
+        return ArrayWire(colexpr, type_=self)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name == "postgresql":  # bytes of array_send: no ARRAY processing first
+            return lambda value: self.process_result_value(value, dialect)
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: Any, dialect: Dialect) -> np.ndarray | None:
         if value is None:
             return None
         if isinstance(value, (bytes, bytearray, memoryview)):
+            if dialect.name == "postgresql":
+                return decode_pg_array(bytes(value), self.ndim, self.dtype)
             return decode_array_bytes(bytes(value), self.ndim, self.dtype)
         arr = np.asarray(value, dtype=self.dtype)
         if self.ndim == 2 and arr.ndim == 1 and arr.size == 0:
@@ -221,3 +237,62 @@ def decode_array_bytes(raw: bytes, ndim: int, dtype: np.dtype) -> np.ndarray:
         flat = np.frombuffer(raw[8:], dtype=little).astype(dtype)
         return flat.reshape(-1, n_cols) if n_cols else flat.reshape(0, 0)
     return np.frombuffer(raw, dtype=little).astype(dtype)
+
+
+class ArrayWire(FunctionElement[Any]):
+    """`array_send(x)` on PostgreSQL, `x` itself elsewhere (see `Float64Array`)."""
+
+    name = "array_wire"
+    inherit_cache = True
+
+    def __init__(self, expr: Any, type_: sa.types.TypeEngine[Any]) -> None:
+        super().__init__(expr)
+        self.type = type_
+
+
+@compiles(ArrayWire)
+def _array_wire_default(element: ArrayWire, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(ArrayWire, "postgresql")
+def _array_wire_postgresql(element: ArrayWire, compiler: Any, **kw: Any) -> str:
+    return f"array_send({compiler.process(element.clauses, **kw)})"
+
+
+_PG_ELEMENT_TYPES = {701: ">f8", 20: ">i8"}  # float8, int8 (pg_type oids)
+
+
+def decode_pg_array(raw: bytes, ndim: int, dtype: np.dtype) -> np.ndarray:
+    """An array from PostgreSQL's binary array format (`array_send`): a header (dimensions,
+    null flag, element type, sizes) then (int32 length, big-endian value) per element."""
+    dims, has_null, oid = struct.unpack_from(">iii", raw, 0)
+    shape = [struct.unpack_from(">i", raw, 12 + 8 * i)[0] for i in range(dims)]
+    if dims == 0:
+        return np.empty((0,) * ndim, dtype=dtype)
+    element = _PG_ELEMENT_TYPES.get(oid)
+    body = memoryview(raw)[12 + 8 * dims :]
+    count = int(np.prod(shape))
+    if element is None or has_null:  # NULL elements (never written by the store) or odd types
+        values = []
+        offset = 0
+        for _ in range(count):
+            (length,) = struct.unpack_from(">i", body, offset)
+            offset += 4
+            values.append(math.nan if length < 0 else _pg_scalar(body, offset, length, oid))
+            offset += max(length, 0)
+        flat = np.asarray(values, dtype=dtype)
+    else:
+        items = np.frombuffer(body, dtype=[("length", ">i4"), ("value", element)], count=count)
+        flat = items["value"].astype(dtype)
+    arr = flat.reshape(shape)
+    if arr.ndim == 1 and ndim == 2:
+        arr = arr.reshape(-1, 1)
+    return arr
+
+
+def _pg_scalar(body: memoryview, offset: int, length: int, oid: int) -> float:
+    fmt = {701: ">d", 700: ">f", 20: ">q", 23: ">i", 21: ">h"}.get(oid)
+    if fmt is None:
+        raise ValueError(f"array element type oid {oid} is not numeric")
+    return float(struct.unpack_from(fmt, body, offset)[0])

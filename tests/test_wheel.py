@@ -99,6 +99,7 @@ def _run(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProc
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel built from a copy of the checkout (the build leaves no debris in the repo)."""
+    pytest.importorskip("build", reason="building the wheel needs the dev extra: .[test,dev]")
     work = tmp_path_factory.mktemp("wheel-build")
     source = work / "src"
     shutil.copytree(REPO_ROOT, source, ignore=_NOT_SOURCE)
@@ -127,6 +128,24 @@ def test_wheel_ships_the_migrations_inside_the_package(wheel: Path) -> None:
     assert expected <= names, f"missing from the wheel: {sorted(expected - names)}"
     strays = sorted(n for n in names if n.split("/")[0] in ("migrations", "tests", "benchmarks"))
     assert not strays, f"files outside the package leaked into the wheel: {strays}"
+
+
+def test_wheel_ships_py_typed_license_and_metadata(wheel: Path) -> None:
+    archive = zipfile.ZipFile(wheel)
+    names = set(archive.namelist())
+    assert f"{PACKAGE}/py.typed" in names  # type checkers use the package's hints
+    info = next(n.split("/")[0] for n in names if n.split("/")[0].endswith(".dist-info"))
+    assert any(n.startswith(f"{info}/") and n.endswith("LICENSE") for n in names), sorted(names)
+    metadata = archive.read(f"{info}/METADATA").decode("utf-8")
+    assert "License-Expression: MIT" in metadata and "Project-URL: Homepage" in metadata
+    assert "Provides-Extra: dev" in metadata and "Requires-Dist: pyyaml" in metadata
+    # the dev tools are not in the test extra (nor in a user's install)
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert 'Requires-Dist: ruff>=0.5; extra == "dev"' in requires
+    assert not [r for r in requires if ("ruff" in r or "build" in r) and "extra ==" not in r]
+    assert not [r for r in requires if ("ruff" in r or "build>" in r) and '"test"' in r]
+    description = metadata.split("\n\n", 1)[1]
+    assert description.index("pip install nirs4all-store") < description.index("pip install -e")
 
 
 @pytest.mark.slow

@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import pickle
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,8 +101,47 @@ class ArtifactFiles:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def path(self, relpath: str) -> Path:
-        return self.root / relpath
+    def path(self, relpath: str, artifact_id: str = "") -> Path:
+        """The absolute path of a stored file; refuses one that would leave the folder.
+
+        A row's path comes from the database: `../../x`, an absolute path or a symlinked
+        shard (`artifacts/ee -> /elsewhere`) would let gc or verify delete files outside
+        the workspace (issue 15 item 4). Raises `ArtifactIntegrityError` naming it.
+        """
+        parts = Path(relpath).parts if isinstance(relpath, str) else ()
+        if (
+            not parts
+            or Path(relpath).is_absolute()
+            or any(p in ("", ".", "..") or "\\" in p or "\x00" in p for p in parts)
+        ):
+            raise ArtifactIntegrityError(
+                f"artifact path {relpath!r} is not a plain path inside the artifacts folder "
+                f"{self.root}: refusing to use it",
+                artifact_id=artifact_id,
+                path=str(relpath),
+            )
+        current = self.root
+        for part in parts:
+            current = current / part
+            try:
+                is_link = stat.S_ISLNK(os.lstat(current).st_mode)
+            except (FileNotFoundError, NotADirectoryError):
+                break
+            if is_link:
+                raise ArtifactIntegrityError(
+                    f"artifact path {relpath!r} goes through the symbolic link {current}: "
+                    "refusing to follow it out of the artifacts folder",
+                    artifact_id=artifact_id,
+                    path=str(current),
+                )
+        return self.root.joinpath(*parts)
+
+    def is_safe(self, relpath: str) -> bool:
+        try:
+            self.path(relpath)
+        except ArtifactIntegrityError:
+            return False
+        return True
 
     def put(self, data: bytes, fmt: str, *, sync_dir: bool = True) -> tuple[str, str]:
         """Store `data`; returns (sha256, relative path). Existing intact bytes are reused.
@@ -113,6 +154,11 @@ class ArtifactFiles:
         target = self.path(relpath)
         if not self._holds(target, content_hash, len(data)):
             atomic_write(target, data, sync_dir=sync_dir)
+        else:
+            # Reused bytes are young again: an orphan check judging by age must not take
+            # the file of a save in flight for an old leftover (issue 15 item 1).
+            with contextlib.suppress(OSError):
+                os.utime(target)
         return content_hash, relpath
 
     @staticmethod
@@ -126,11 +172,17 @@ class ArtifactFiles:
 
     def read_verified(self, relpath: str, content_hash: str, artifact_id: str) -> bytes:
         """The file's bytes, checked against the recorded hash."""
-        target = self.path(relpath)
+        target = self.path(relpath, artifact_id)
         try:
             data = target.read_bytes()
         except FileNotFoundError:
             raise FileNotFoundError(f"artifact {artifact_id} file is missing: {target}") from None
+        except IsADirectoryError:
+            raise ArtifactIntegrityError(
+                f"artifact {artifact_id} path {target} is a folder, not a file",
+                artifact_id=artifact_id,
+                path=str(target),
+            ) from None
         actual = sha256_bytes(data)
         if actual != content_hash:
             raise ArtifactIntegrityError(
@@ -142,9 +194,16 @@ class ArtifactFiles:
         return data
 
     def delete(self, relpath: str) -> bool:
-        """Remove a file; a file already missing is not an error. Returns True if removed."""
+        """Remove a file; a file already missing is not an error. Returns True if removed.
+
+        A path that would leave the folder (`is_safe`) is never touched: its row may go,
+        the file outside stays (verify reports such rows)."""
+        if not self.is_safe(relpath):
+            return False
         target = self.path(relpath)
         try:
+            if not stat.S_ISREG(os.lstat(target).st_mode):
+                return False
             target.unlink()
         except FileNotFoundError:
             return False
@@ -152,15 +211,25 @@ class ArtifactFiles:
             target.parent.rmdir()  # only succeeds when the shard is empty
         return True
 
-    def iter_files(self) -> Iterator[str]:
-        """Relative paths of every stored file (temporary files excluded)."""
+    def shards(self) -> list[Path]:
+        """The shard folders; symbolic links are never followed (they may lead anywhere)."""
         if not self.root.is_dir():
-            return
-        for shard in sorted(self.root.iterdir()):
-            if not shard.is_dir():
-                continue
+            return []
+        return [
+            entry
+            for entry in sorted(self.root.iterdir())
+            if not entry.is_symlink() and entry.is_dir()
+        ]
+
+    def iter_files(self) -> Iterator[str]:
+        """Relative paths of every stored file (temporary files and symlinks excluded)."""
+        for shard in self.shards():
             for entry in sorted(shard.iterdir()):
-                if entry.is_file() and not entry.name.startswith(TEMP_PREFIX):
+                if (
+                    not entry.is_symlink()
+                    and entry.is_file()
+                    and not entry.name.startswith(TEMP_PREFIX)
+                ):
                     yield f"{shard.name}/{entry.name}"
 
     def age_seconds(self, relpath: str) -> float:
@@ -169,10 +238,10 @@ class ArtifactFiles:
     def remove_stale_temporaries(self, older_than_seconds: float) -> int:
         """Delete temporary files left by a crash mid-write."""
         removed = 0
-        if not self.root.is_dir():
-            return 0
-        for tmp in self.root.glob(f"*/{TEMP_PREFIX}*"):
+        for tmp in (t for shard in self.shards() for t in shard.glob(f"{TEMP_PREFIX}*")):
             with contextlib.suppress(OSError):
+                if tmp.is_symlink() or not tmp.is_file():
+                    continue
                 if time.time() - tmp.stat().st_mtime >= older_than_seconds:
                     tmp.unlink()
                     removed += 1

@@ -9,8 +9,10 @@ names. Reference counts are taken by chains (`save_chains`), not here.
 from __future__ import annotations
 
 import datetime as dt
+import math
+import pickle
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,12 @@ import pyarrow as pa
 from sqlalchemy.orm import Session
 
 from nirs4all_store.artifacts import files
-from nirs4all_store.artifacts.lock import ArtifactLock
+from nirs4all_store.artifacts.lock import DEFAULT_LOCK_TIMEOUT, ArtifactLock
 from nirs4all_store.db.session import UnitOfWork
 from nirs4all_store.repositories import ArtifactRepository
 from nirs4all_store.repositories.artifacts import artifact_id_for
 from nirs4all_store.types import utcnow
-from nirs4all_store.validation import check_id
+from nirs4all_store.validation import check_id, check_text
 
 #: How long an artifact saved but not yet referenced by a chain is spared by deletions.
 DEFAULT_GRACE_SECONDS = 3600.0
@@ -33,17 +35,38 @@ PENDING_UNLINKS = "nirs4all_pending_unlinks"  # Session.info key: files to delet
 class ArtifactVault:
     """Artifact files and rows of one workspace, over the store's unit of work."""
 
-    def __init__(self, root: Path, lock_folder: Path, uow: UnitOfWork) -> None:
+    def __init__(
+        self,
+        root: Path,
+        lock_folder: Path,
+        uow: UnitOfWork,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> None:
         self.files = files.ArtifactFiles(root)
-        self.lock = ArtifactLock(lock_folder)
+        self.lock = ArtifactLock(lock_folder, lock_timeout)
         self.uow = uow
+        # An explicit transaction holds the shared lock from its start to its commit: a
+        # file it reuses cannot be judged an orphan (no committed row yet) and unlinked by
+        # verify/gc before the row commits (issue 15 item 1), and the lock is never taken
+        # after the transaction holds rows (item 2). A read-only store writes nothing (and
+        # may not be able to create the lock file).
+        if not getattr(uow, "read_only", False):
+            uow.transaction_guard = self.lock.shared
+
+    @property
+    def in_transaction(self) -> bool:
+        """True inside `store.transaction()` (which holds the shared lock already)."""
+        return self.uow.current is not None
+
+    def _shared(self) -> AbstractContextManager[Any]:
+        return nullcontext() if self.in_transaction else self.lock.shared()
 
     # -- saving -----------------------------------------------------------------------------
     def save_many(self, items: Sequence[Any]) -> list[str]:
         """Serialise, store and record objects; identical bytes share one id and file."""
         prepared = [artifact_item(i, item) for i, item in enumerate(items)]
-        blobs = [files.serialize(obj, fmt) for obj, _, _, fmt in prepared]
-        with self.lock.shared():
+        blobs = [serialize_item(i, obj, fmt) for i, (obj, _, _, fmt) in enumerate(prepared)]
+        with self._shared():
             stored = files.put_many(
                 self.files,
                 [(blob, fmt) for (_, _, _, fmt), blob in zip(prepared, blobs, strict=True)],
@@ -69,7 +92,9 @@ class ArtifactVault:
 
     # -- reading ----------------------------------------------------------------------------
     def get(self, artifact_id: str) -> dict[str, Any] | None:
-        return self.uow.run(lambda s: ArtifactRepository(s).get(artifact_id), "get_artifact")
+        return self.uow.run(
+            lambda s: ArtifactRepository(s).get(artifact_id), "get_artifact", read=True
+        )
 
     def row(self, artifact_id: str) -> dict[str, Any]:
         check_id("artifact_id", artifact_id)
@@ -79,7 +104,7 @@ class ArtifactVault:
         return row
 
     def path(self, artifact_id: str) -> Path:
-        return self.files.path(self.row(artifact_id)["artifact_path"])
+        return self.files.path(self.row(artifact_id)["artifact_path"], artifact_id)
 
     def load(self, artifact_id: str) -> Any:
         row = self.row(artifact_id)
@@ -87,19 +112,24 @@ class ArtifactVault:
         return files.deserialize(data, row["format"])
 
     def list(self) -> pa.Table:
-        return self.uow.run(lambda s: ArtifactRepository(s).list(), "list_artifacts")
+        return self.uow.run(lambda s: ArtifactRepository(s).list(), "list_artifacts", read=True)
 
     # -- deleting ---------------------------------------------------------------------------
     @contextmanager
     def deleting(self) -> Iterator[None]:
-        """The exclusive lock: no save may reuse a file while rows and files go."""
+        """The exclusive lock: no save may reuse a file while rows and files go.
+
+        Inside `store.transaction()` this thread holds the shared lock already (waiting for
+        the exclusive one would wait on itself): the rows go in the transaction and the
+        files after its commit, under the exclusive lock (`unlink_pending`)."""
+        if self.in_transaction:
+            yield
+            return
         with self.lock.exclusive():
             yield
 
     def gc(self, grace_seconds: float, dry_run: bool) -> int | list[dict[str, Any]]:
-        if grace_seconds < 0:
-            raise ValueError(f"grace_seconds must be >= 0, got {grace_seconds!r}")
-        cutoff = utcnow() - dt.timedelta(seconds=float(grace_seconds))
+        cutoff = utcnow() - dt.timedelta(seconds=check_grace(grace_seconds))
 
         def work(s: Session) -> tuple[list[dict[str, Any]], int]:
             repo = ArtifactRepository(s)
@@ -140,6 +170,19 @@ class ArtifactVault:
         if pending:
             with self.deleting():
                 self.unlink_unused(pending)
+
+
+def check_grace(grace_seconds: Any) -> float:
+    """`grace_seconds` as a finite float >= 0 (NaN would silently never remove anything)."""
+    if isinstance(grace_seconds, bool) or not isinstance(grace_seconds, (int, float)):
+        raise TypeError(
+            f"grace_seconds must be a number of seconds, got {type(grace_seconds).__name__} "
+            f"{grace_seconds!r}"
+        )
+    value = float(grace_seconds)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"grace_seconds must be a finite number >= 0, got {grace_seconds!r}")
+    return value
 
 
 def _record(s: Session, keys: list[tuple[str, str]], meta: list[dict[str, Any]]) -> list[str]:
@@ -183,4 +226,20 @@ def artifact_item(index: int, item: Any) -> tuple[Any, str | None, str | None, s
             f"or a dict, got {type(item).__name__}"
         )
     files.check_format(values[3])
+    for name, value in (("operator_class", values[1]), ("artifact_type", values[2])):
+        if value is not None:
+            check_text(f"items[{index}].{name}", value)
     return values  # type: ignore[return-value]
+
+
+def serialize_item(index: int, obj: Any, fmt: str) -> bytes:
+    """The bytes of one item; what pickle cannot hold is a TypeError naming the item (it
+    raised PicklingError, AttributeError or RecursionError from inside pickle). An error
+    the object's own code raises (its `__reduce__`) is the caller's and passes unchanged."""
+    try:
+        return files.serialize(obj, fmt)  # the format was checked by artifact_item
+    except (pickle.PicklingError, AttributeError, TypeError, RecursionError) as exc:
+        raise TypeError(
+            f"items[{index}] ({type(obj).__name__}) cannot be serialised as {fmt}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc

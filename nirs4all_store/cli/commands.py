@@ -1,5 +1,6 @@
-"""The workspace commands: train (demo, run), query (runs, show, top), export and predict
-(export-chain, export-predictions, predict) and report. Maintenance lives in maintenance.py.
+"""The workspace commands: train (demo, run) and query (runs, show). `top` lives in top.py,
+the commands that write files (exports, predict, report) and `ui` in exports.py, maintenance
+in maintenance.py.
 
 Each `cmd_*` takes the parsed arguments and returns the exit status; user errors raise
 CliError. Heavy modules (scikit-learn, matplotlib) load inside the commands that need them.
@@ -9,21 +10,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nirs4all_store.cli.errors import PROG, CliError
-from nirs4all_store.cli.output import emit, output_path, plain, short
+from nirs4all_store.cli.output import decode_json, emit, plain, short
 from nirs4all_store.cli.specs import load_pipeline_spec
-from nirs4all_store.cli.workspace import find_run, open_store, run_result
-from nirs4all_store.workbench.progress import format_table
+from nirs4all_store.cli.tables import render
+from nirs4all_store.cli.workspace import find_run, open_store
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
-    from nirs4all_store import RunResult, VerifyReport, WorkspaceStore
+    from nirs4all_store import RunResult, VerifyReport
 
 # -- train --------------------------------------------------------------------------------
 
@@ -35,7 +35,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     dataset = synthetic_nirs(args.samples, args.wavelengths, seed=args.seed, test_fraction=0.25)
     pipelines = load_pipeline_spec("demo")
-    store = open_store(args)
+    store = open_store(args, create=True)
     with store:
         result = run(
             pipelines,
@@ -75,46 +75,77 @@ def _print_demo_summary(
     rmse: float,
     report: VerifyReport,
 ) -> None:
+    """Four lines: where the workspace is, what was compared, what val means, what next."""
     best = result.best
+    workspace = shlex.quote(str(result.store.path))
+    n_pipelines = len(result.pipeline_ids)
+    verify = "ok" if report.ok else "PROBLEMS " + json.dumps(plain(report.problems()))
     print(
-        f"\nExported the best chain ({best['preprocessings']} > {best['model_name']}) "
-        f"to {bundle_path}"
+        f"\nWorkspace: {result.store.path} (database, artifacts, and exports/ with the bundle)\n"
+        f"Compared {n_pipelines} preprocessing x model pipelines by {args.cv}-fold "
+        f"cross-validation; the best, {best['preprocessings']} > {best['model_name']}, is "
+        f"exported to {bundle_path} and predicts the {len(y_hat)} held-out test spectra "
+        f"from the bundle with RMSE {rmse:.4f} (verify: {verify}).\n"
+        '"val" is the cross-validated score (out-of-fold predictions of the training '
+        'spectra); "test" is the score on the held-out spectra.\n'
+        f"Next:\n"
+        f"  {PROG} top --workspace {workspace}\n"
+        f"  {PROG} report {short(result.run_id)} --workspace {workspace}"
+        f'    # HTML report; needs: pip install "nirs4all-store[plot]"\n'
+        f"  {PROG} ui --workspace {workspace}"
+        f'    # dashboard; needs: pip install "nirs4all-store[ui]"'
     )
-    print(
-        f"Predicted {len(y_hat)} test spectra from the bundle: RMSE {rmse:.4f}; "
-        f"first: {', '.join(f'{v:.3f}' for v in y_hat[:5])}"
-    )
-    print("verify: " + ("ok" if report.ok else "PROBLEMS " + json.dumps(plain(report.problems()))))
-    print(
-        f"\nNext: {PROG} runs --workspace {args.workspace}    "
-        f"{PROG} report {short(result.run_id)} -o report.html"
-    )
+
+
+def _run_pipelines(value: str, store: Any) -> list[list[Any]]:
+    """A built-in template, a spec file, or a template of the workspace's PipelineLibrary."""
+    from nirs4all_store.cli.specs import TEMPLATE_SPECS
+    from nirs4all_store.workbench.library import PipelineLibrary, template_pipelines
+
+    if value not in TEMPLATE_SPECS and not Path(value).is_file():
+        library = PipelineLibrary(store)
+        if value in library:
+            try:
+                return template_pipelines(library, value)
+            except (ValueError, TypeError) as exc:
+                raise CliError(str(exc)) from None
+    return load_pipeline_spec(value)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from nirs4all_store.workbench.training import run
     from nirs4all_store.workbench.training.datasets import DatasetError, load_nirs4all_folder
+    from nirs4all_store.workbench.training.splitting import parse_cv
 
-    pipelines = load_pipeline_spec(args.pipeline)
+    try:
+        cv = parse_cv(args.cv, args.seed)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     datasets = []
     for folder in args.dataset:
         try:
             datasets.append(load_nirs4all_folder(folder))
         except DatasetError as exc:
             raise CliError(str(exc)) from None
-    store = open_store(args)
+    store = open_store(args, create=True)
     with store:
-        result = run(
-            pipelines,
-            datasets if len(datasets) > 1 else datasets[0],
-            store,
-            name=args.name,
-            cv=args.cv,
-            metric=args.metric,
-            task_type=args.task_type,
-            random_state=args.seed,
-            verbose=0 if (args.json or args.quiet) else 1,
-        )
+        pipelines = _run_pipelines(args.pipeline, store)
+        try:
+            result = run(
+                pipelines,
+                datasets if len(datasets) > 1 else datasets[0],
+                store,
+                name=args.name,
+                cv=cv,
+                groups=args.groups,
+                metric=args.metric,
+                task_type=args.task_type,
+                random_state=args.seed,
+                n_jobs=args.n_jobs,
+                verbose=0 if (args.json or args.quiet) else 1,
+            )
+        except (ValueError, KeyError) as exc:  # bad arguments: nothing was written
+            raise CliError(str(exc).strip("'\"")) from None
         data = {
             "run_id": result.run_id,
             "status": result.status,
@@ -133,15 +164,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        rows = store.list_runs(status=args.status, limit=args.limit).to_pylist()
-        for r in rows:
-            summary = r.get("summary")
-            if isinstance(summary, str):
-                try:
-                    summary = r["summary"] = json.loads(summary)
-                except ValueError:
-                    summary = None
-            r["pipelines"] = summary.get("pipelines") if isinstance(summary, dict) else None
+        rows = [
+            decode_json(r)
+            for r in store.list_runs(status=args.status, limit=args.limit).to_pylist()
+        ]
+    for r in rows:
+        summary = r.get("summary")
+        r["pipelines"] = summary.get("pipelines") if isinstance(summary, dict) else None
 
     def text() -> str:
         if not rows:
@@ -156,7 +185,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             }
             for r in rows
         ]
-        return format_table(table)
+        return render(table)
 
     emit(args, rows, text)
     return 0
@@ -164,8 +193,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        run = find_run(store, args.run_id)
-        pipelines = store.list_pipelines(run_id=run["run_id"]).to_pylist()
+        run = decode_json(find_run(store, args.run_id))
+        pipelines = [decode_json(p) for p in store.list_pipelines(run_id=run["run_id"]).to_pylist()]
     data = {"run": run, "pipelines": pipelines}
     emit(args, data, lambda: _show_text(run, pipelines))
     return 0
@@ -196,158 +225,8 @@ def _show_text(run: dict[str, Any], pipelines: list[dict[str, Any]]) -> str:
         }
         for p in pipelines
     ]
-    lines += ["", format_table(table) if table else "(no pipelines)"]
+    lines += ["", render(table) if table else "(no pipelines)"]
     errors = [(p["name"], p["error"]) for p in pipelines if p.get("error")]
     for name, err in errors:
         lines.append(f"\nfailed {name}: {err.strip().splitlines()[-1]}")
     return "\n".join(lines)
-
-
-def cmd_top(args: argparse.Namespace) -> int:
-    from nirs4all_store.workbench.training import leaderboard_rows
-
-    with open_store(args) as store:
-        if args.run:
-            table, metric = _run_leaderboard(args, store)
-        else:
-            table, metric = _workspace_leaderboard(args, store)
-    rows = table.to_pylist()
-    emit(
-        args,
-        rows,
-        lambda: format_table(leaderboard_rows(table, metric)) if rows else "(no predictions)",
-    )
-    return 0
-
-
-def _order(args: argparse.Namespace) -> bool | None:
-    return None if args.order is None else args.order == "asc"
-
-
-def _run_leaderboard(args: argparse.Namespace, store: WorkspaceStore) -> tuple[pa.Table, str]:
-    """The leaderboard of `--run`: its table and metric."""
-    result = run_result(store, find_run(store, args.run))
-    table = result.top(
-        args.n,
-        partition=args.partition,
-        fold_id=None if args.fold == "all" else args.fold,
-        dataset_name=args.dataset,
-        ascending=_order(args),
-    )
-    return table, result.metric
-
-
-def _workspace_leaderboard(args: argparse.Namespace, store: WorkspaceStore) -> tuple[pa.Table, str]:
-    """The leaderboard over every run: its table and metric."""
-    from nirs4all_store.workbench.training import SCORE_COLUMN, metric_ascending
-
-    sample = store.query_predictions(partition=args.partition, limit=1).to_pylist()
-    metric = args.metric or (sample[0]["metric"] if sample else "rmse")
-    # Scores of different metrics do not compare: keep pipelines scored with `metric`.
-    pipes = store.list_pipelines().to_pylist()
-    filters: dict[str, Any] = {
-        "pipeline_id": [p["pipeline_id"] for p in pipes if p["metric"] == metric]
-    }
-    if args.fold != "all":
-        filters["fold_id"] = args.fold
-    order = _order(args)
-    if not filters["pipeline_id"]:
-        return store.query_predictions(limit=0), metric
-    table = store.top_predictions(
-        args.n,
-        metric=SCORE_COLUMN[args.partition],
-        ascending=metric_ascending(metric) if order is None else order,
-        partition=args.partition,
-        dataset_name=args.dataset,
-        **filters,
-    )
-    return table, metric
-
-
-# -- export and predict -------------------------------------------------------------------
-
-
-def cmd_export_chain(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
-        if args.run:
-            result = run_result(store, find_run(store, args.run))
-            chain_id = str(result.best["chain_id"])
-        elif args.prediction:
-            row = store.get_prediction(args.prediction)
-            if row is None or not row.get("chain_id"):
-                raise CliError(f"unknown prediction {args.prediction!r} (or it has no chain)")
-            chain_id = row["chain_id"]
-        elif args.chain_id:
-            chain_id = args.chain_id
-        else:
-            raise CliError("give a CHAIN_ID, --run RUN_ID (its best chain) or --prediction ID")
-        if store.get_chain(chain_id) is None:
-            raise CliError(f"unknown chain {chain_id!r}")
-        output = output_path(args.output) or (store.exports_path() / f"{chain_id}.n4a")
-        path = store.export_chain(chain_id, output)
-    emit(args, {"chain_id": chain_id, "bundle": str(path)}, f"exported chain {chain_id} to {path}")
-    return 0
-
-
-def cmd_export_predictions(args: argparse.Namespace) -> int:
-    filters: dict[str, Any] = {}
-    for name in ("dataset_name", "partition", "fold_id"):
-        if getattr(args, name) is not None:
-            filters[name] = getattr(args, name)
-    with open_store(args) as store:
-        if args.run:
-            filters["run_id"] = find_run(store, args.run)["run_id"]
-        output = output_path(args.output) or (store.exports_path() / "predictions.parquet")
-        path = store.export_predictions_parquet(output, include_arrays=args.arrays, **filters)
-    emit(args, {"parquet": str(path)}, f"wrote {path}")
-    return 0
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    from nirs4all_store.workbench.bundle import load_bundle
-    from nirs4all_store.workbench.training.datasets import DatasetError, parse_spectra_table
-
-    csv_path = Path(args.csv)
-    if not csv_path.is_file():
-        raise CliError(f"{csv_path}: no such file; expected a ;-separated CSV of spectra")
-    bundle_path = Path(args.bundle)
-    if not bundle_path.is_file():
-        raise CliError(f"{bundle_path}: no such bundle file")
-    try:
-        X, _wavelengths, _ = parse_spectra_table(csv_path, x_file=True)
-    except DatasetError as exc:
-        raise CliError(str(exc)) from None
-    bundle = load_bundle(bundle_path)
-    y_hat = np.asarray(bundle.predict(X))
-    lines = "\n".join(repr(float(v)) for v in y_hat.reshape(len(y_hat), -1)[:, 0])
-    if args.output:
-        Path(args.output).write_text("y_pred\n" + lines + "\n", encoding="utf-8")
-        emit(
-            args,
-            {"predictions": str(args.output), "n": len(y_hat)},
-            f"wrote {len(y_hat)} predictions to {args.output}",
-        )
-    else:
-        emit(args, {"predictions": y_hat.tolist()}, lines)
-    return 0
-
-
-# -- report -------------------------------------------------------------------------------
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from nirs4all_store.workbench.report import (
-        PlotDependencyError,
-        require_matplotlib,
-        write_report,
-    )
-
-    try:
-        require_matplotlib()  # before touching the workspace
-    except PlotDependencyError as exc:
-        raise CliError(str(exc)) from None
-    with open_store(args) as store:
-        run = find_run(store, args.run_id)
-        path = write_report(store, run["run_id"], args.output, n_plots=args.plots)
-    emit(args, {"report": str(path)}, f"wrote {path}")
-    return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nirs4all_store.cli.errors import PROG, CliError
-from nirs4all_store.cli.output import emit
+from nirs4all_store.cli.output import confirm, emit
 from nirs4all_store.cli.workspace import store_url
 from nirs4all_store.workbench.progress import format_table
 
@@ -28,6 +28,8 @@ def db_engine(args: argparse.Namespace, *, create: bool) -> tuple[Engine, str]:
             raise CliError(
                 f"no database at {db_file}: nothing to inspect (run a command that creates it)"
             )
+        if not db_file.exists():
+            print(f"creating a new workspace database at {db_file.resolve()}", file=sys.stderr)
         db_file.parent.mkdir(parents=True, exist_ok=True)
         url = engines.duckdb_url(db_file.resolve())
         where = str(db_file)
@@ -110,11 +112,10 @@ def _db_migrate(args: argparse.Namespace) -> int:
             after = migrate.current_revision(conn)
     finally:
         engine.dispose()
-    emit(
-        args,
-        {"database": where, "before": before, "after": after},
-        f"{where}: {args.db_command} {before or '(none)'} -> {after or '(none)'}",
-    )
+    text = f"{where}: {args.db_command} {before or '(none)'} -> {after or '(none)'}"
+    if before == after:
+        text = f"{where}: already at {after or '(none)'}, nothing to do"
+    emit(args, {"database": where, "before": before, "after": after}, text)
     return 0
 
 
@@ -124,13 +125,12 @@ def _downgrade(args: argparse.Namespace, engine: Engine, where: str, before: str
     from nirs4all_store.db import migrate
     from nirs4all_store.db.backup import backup_before_upgrade
 
-    if sys.stdin.isatty() and not getattr(args, "yes", False):
-        answer = input(
-            f"Downgrade {where} from {before or '(none)'} to {args.revision}? Data in dropped "
-            "tables and columns is lost (a file database is backed up first). [y/N] "
-        )
-        if answer.strip().lower() not in ("y", "yes"):
-            raise CliError("downgrade cancelled: nothing changed")
+    question = (
+        f"Downgrade {where} from {before or '(none)'} to {args.revision}? Data in dropped "
+        "tables and columns is lost (a file database is backed up first)."
+    )
+    if not confirm(args, question):
+        raise CliError("downgrade cancelled: nothing changed")
     if before is not None:
         backup = backup_before_upgrade(engine, before)
         if backup is not None:

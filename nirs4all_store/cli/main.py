@@ -2,7 +2,8 @@
 
 Every command takes `--workspace PATH` (default ./workspace) or `--url URL` (also the
 NIRS4ALL_STORE_URL environment variable), `--json` for machine output and `--debug` for
-tracebacks. Errors print one line on stderr and exit 1 (2 for usage errors). Built on the
+tracebacks. Errors print one line on stderr (a JSON object with `--json`) and exit 1 (2 for
+usage errors). Commands that only read refuse a workspace that does not exist. Built on the
 public API only: `WorkspaceStore`, `run()`, bundles, exports and the migration helpers.
 
 Layout: parser.py (the options), commands.py / maintenance.py / db.py (the commands),
@@ -13,6 +14,7 @@ errors into exit statuses.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 
@@ -49,7 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         kind = "" if isinstance(exc, CliError) else f"{type(exc).__name__}: "
-        sys.stderr.write(f"{PROG}: error: {kind}{_message(exc)}\n")
+        if args.json:  # machines read stderr too: one JSON object, same exit status
+            error = {"error": _message(exc), "type": type(exc).__name__, "command": args.command}
+            sys.stderr.write(json.dumps(error) + "\n")
+        else:
+            sys.stderr.write(f"{PROG}: error: {kind}{_message(exc)}\n")
         return 1
 
 

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from nirs4all_store.cli.errors import CliError
 
 #: Short class names accepted in pipeline specs (any importable dotted path works too).
@@ -22,6 +24,11 @@ KNOWN_CLASSES = {
     "Normalizer": "sklearn.preprocessing.Normalizer",
     "PCA": "sklearn.decomposition.PCA",
     "SNV": "nirs4all_store.workbench.training.transforms.SNV",
+    "MSC": "nirs4all_store.workbench.training.transforms.MSC",
+    "SavitzkyGolay": "nirs4all_store.workbench.training.transforms.SavitzkyGolay",
+    "Detrend": "nirs4all_store.workbench.training.transforms.Detrend",
+    "ALSBaseline": "nirs4all_store.workbench.training.transforms.ALSBaseline",
+    "SelectKBest": "sklearn.feature_selection.SelectKBest",
     "PLSRegression": "sklearn.cross_decomposition.PLSRegression",
     "Ridge": "sklearn.linear_model.Ridge",
     "Lasso": "sklearn.linear_model.Lasso",
@@ -40,9 +47,15 @@ KNOWN_CLASSES = {
 TEMPLATE_SPECS: dict[str, list[list[Any]]] = {
     "pls": [["MinMaxScaler", {"class": "PLSRegression", "params": {"n_components": 10}}]],
     "ridge": [["StandardScaler", "Ridge"]],
+    # Three preprocessings that change what PLS sees: PLS scales each wavelength itself, so
+    # MinMaxScaler and StandardScaler gave the same PLS models (3 of 9 rows were duplicates).
     "demo": [
         [pre, model]
-        for pre in ("MinMaxScaler", "StandardScaler", "SNV")
+        for pre in (
+            "StandardScaler",
+            "SNV",
+            {"class": "SavitzkyGolay", "params": {"window_length": 11, "deriv": 1}},
+        )
         for model in (
             {"class": "PLSRegression", "params": {"n_components": 5}},
             {"class": "PLSRegression", "params": {"n_components": 10}},
@@ -111,11 +124,7 @@ def _read_spec_file(path: Path) -> Any:
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:
-                raise CliError(f"{path}: reading YAML needs PyYAML (pip install pyyaml)") from None
-            return yaml.safe_load(text)
+            return yaml.safe_load(text)  # PyYAML is a dependency
         return json.loads(text)
     except (ValueError, Exception) as exc:
         if isinstance(exc, CliError):

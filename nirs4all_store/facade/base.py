@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from nirs4all_store.artifacts.vault import ArtifactVault
 from nirs4all_store.db.session import UnitOfWork
-from nirs4all_store.errors import ReadOnlyStoreError, StoreError
+from nirs4all_store.errors import ReadOnlyStoreError, StoreClosedError
 from nirs4all_store.repositories import (
     ArtifactRepository,
     ChainRepository,
@@ -35,7 +35,7 @@ class FacadeBase:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StoreError("this WorkspaceStore is closed")
+            raise StoreClosedError("this WorkspaceStore is closed")
 
     def _check_writable(self, what: str) -> None:
         self._check_open()

@@ -189,7 +189,9 @@ class ResultCalls(FacadeBase):
         offset: int = 0,
         **filters: Any,
     ) -> pa.Table:
-        """Predictions matching equality filters (dataset_name, partition, branch_id=0, ...)."""
+        """Predictions matching equality filters (dataset_name, partition, branch_id=0, ...);
+        `count_predictions(run_id=..., **filters)` is the total to page through."""
+        limit, offset = check_page(limit, offset)
         return self._read(
             "query_predictions",
             lambda s: PredictionRepository(s).query(

@@ -46,7 +46,8 @@ class RunCalls(FacadeBase):
         limit: int | None = 100,
         offset: int = 0,
     ) -> pa.Table:
-        """Runs, newest first."""
+        """Runs, newest first (`count_runs(status, name)` is the total to page through)."""
+        limit, offset = check_page(limit, offset)
         return self._read(
             "list_runs",
             lambda s: RunRepository(s).list(status=status, name=name, limit=limit, offset=offset),

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nirs4all_store.models import Artifact
+from nirs4all_store.repositories.affected import rows_affected
 from nirs4all_store.repositories.base import forget_known, insert_rows, rows_to_arrow
 from nirs4all_store.types import utcnow
 
@@ -115,10 +116,9 @@ class ArtifactRepository:
                 values["referenced_at"] = sa.func.coalesce(T.c.referenced_at, now)
             for start in range(0, len(ids), 5000):
                 chunk = ids[start : start + 5000]
-                result = self.session.execute(
-                    sa.update(T).where(T.c.artifact_id.in_(chunk)).values(**values)
+                updated += rows_affected(
+                    self.session, sa.update(T).where(T.c.artifact_id.in_(chunk)).values(**values)
                 )
-                updated += result.rowcount or 0
         return updated
 
     def repair_counts(self, mismatches: Iterable[tuple[str, int, int]]) -> int:
@@ -135,12 +135,12 @@ class ArtifactRepository:
             values: dict[str, Any] = {"ref_count": wanted}
             if wanted > 0:
                 values["referenced_at"] = sa.func.coalesce(T.c.referenced_at, now)
-            result = self.session.execute(
+            repaired += rows_affected(
+                self.session,
                 sa.update(T)
                 .where(T.c.artifact_id == artifact_id, T.c.ref_count == seen)
-                .values(**values)
+                .values(**values),
             )
-            repaired += result.rowcount or 0
         return repaired
 
     def unreferenced(
@@ -168,7 +168,7 @@ class ArtifactRepository:
         for start in range(0, len(ids), 5000):
             chunk = ids[start : start + 5000]
             statement = sa.delete(T).where(T.c.artifact_id.in_(chunk), collectable(young_cutoff))
-            deleted += self.session.execute(statement).rowcount or 0
+            deleted += rows_affected(self.session, statement)
         return deleted
 
     def paths_in_use(self, paths: Iterable[str]) -> set[str]:

@@ -92,7 +92,8 @@ class LogRepository:
         self, pipeline_id: str, *, limit: int | None = None, offset: int = 0
     ) -> pa.Table:
         query = sa.select(T).where(T.c.pipeline_id == pipeline_id)
-        query = query.order_by(T.c.created_at, T.c.step_idx, T.c.log_id).offset(offset)
+        # By step, then time (nirs4all's order: a step's entries stay together).
+        query = query.order_by(T.c.step_idx, T.c.created_at, T.c.log_id).offset(offset)
         if limit is not None:
             query = query.limit(limit)
         return rows_to_arrow(list(T.columns), self.session.execute(query).all())

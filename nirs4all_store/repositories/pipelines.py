@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nirs4all_store.models import Pipeline
+from nirs4all_store.repositories.affected import rows_affected
 from nirs4all_store.repositories.base import (
     forget_known,
     insert_rows,
@@ -128,10 +129,10 @@ class PipelineRepository:
     def _update(self, pipeline_id: str, values: dict[str, Any]) -> None:
         """One UPDATE; an unknown id (no row updated) is a KeyError."""
         check_id("pipeline_id", pipeline_id)
-        result = self.session.execute(
-            sa.update(T).where(T.c.pipeline_id == pipeline_id).values(**values)
+        updated = rows_affected(
+            self.session, sa.update(T).where(T.c.pipeline_id == pipeline_id).values(**values)
         )
-        if not result.rowcount:
+        if not updated:
             raise KeyError(f"unknown pipeline_id {pipeline_id!r}")
 
     def get(self, pipeline_id: str) -> dict[str, Any] | None:
@@ -167,4 +168,4 @@ class PipelineRepository:
 
     def delete_of_run(self, run_id: str) -> int:
         forget_known(self.session)
-        return self.session.execute(sa.delete(T).where(T.c.run_id == run_id)).rowcount or 0
+        return rows_affected(self.session, sa.delete(T).where(T.c.run_id == run_id))

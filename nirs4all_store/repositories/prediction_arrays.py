@@ -3,6 +3,7 @@ COPY for PostgreSQL (the dense y_true/y_pred arrays are most of a run's bytes)."
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,21 +17,56 @@ A = PredictionArrays.__table__
 
 
 # -- COPY path for arrays (PostgreSQL) -------------------------------------------------------
-_PG_ARRAY_TYPES = {"y_true": "float8[]", "y_pred": "float8[]", "y_proba": "float8[]"}
-_PG_ARRAY_TYPES |= {"sample_indices": "int8[]", "weights": "float8[]"}
+_PG_ELEMENT_OIDS = {"y_true": 701, "y_pred": 701, "y_proba": 701, "weights": 701}
+_PG_ELEMENT_OIDS["sample_indices"] = 20  # float8 = 701, int8 = 20 (pg_type)
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+_COPY_CHUNK = 1 << 24  # bytes handed to the server per write
 
 
 def pg_copy_arrays(raw: Any, arrays: Sequence[dict[str, Any]]) -> None:
-    """Binary COPY of prediction arrays: 10x executemany (7,500 x 2 x 200 doubles: 0.9 s
-    against 9.2 s), inside the session's transaction (same connection)."""
+    """Binary COPY of prediction arrays, inside the session's transaction (same connection).
+
+    The COPY stream is built by numpy, not by psycopg from Python lists: one prediction with
+    2 x 2e6 doubles took 10.8 s through `tolist()` + `write_row` and ~0.5 s this way (item
+    11 of issue 15); 10x faster than executemany already for many small arrays."""
     fields = [f for f in ARRAY_FIELDS if any(a[f] is not None for a in arrays)]
     cols = ", ".join(["prediction_id", *fields])
     statement = f"COPY {A.name} ({cols}) FROM STDIN (FORMAT BINARY)"
     with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.set_types(["text", *(_PG_ARRAY_TYPES[f] for f in fields)])
+        pending = [_COPY_HEADER]
+        size = len(_COPY_HEADER)
         for a in arrays:
-            values = [None if a[f] is None else a[f].tolist() for f in fields]
-            copy.write_row((a["prediction_id"], *values))
+            key = str(a["prediction_id"]).encode("utf-8")
+            parts = [struct.pack(">hi", 1 + len(fields), len(key)), key]
+            for f in fields:
+                parts.extend(_pg_array_field(a[f], _PG_ELEMENT_OIDS[f]))
+            pending.extend(parts)
+            size += sum(len(p) for p in parts)
+            if size >= _COPY_CHUNK:
+                copy.write(b"".join(pending))
+                pending, size = [], 0
+        pending.append(_COPY_TRAILER)
+        copy.write(b"".join(pending))
+
+
+def _pg_array_field(value: np.ndarray | None, oid: int) -> list[bytes]:
+    """One field of a binary COPY row: PostgreSQL's array wire format (`array_send`)."""
+    if value is None:
+        return [struct.pack(">i", -1)]
+    arr = np.asarray(value)
+    if arr.size == 0:
+        body = struct.pack(">iii", 0, 0, oid)
+        return [struct.pack(">i", len(body)), body]
+    header = struct.pack(">iii", arr.ndim, 0, oid) + b"".join(
+        struct.pack(">ii", n, 1) for n in arr.shape
+    )
+    element = ">f8" if oid == 701 else ">i8"
+    items = np.empty(arr.size, dtype=[("length", ">i4"), ("value", element)])
+    items["length"] = 8
+    items["value"] = arr.ravel()
+    body = items.tobytes()
+    return [struct.pack(">i", len(header) + len(body)), header, body]
 
 
 def _list_array(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from nirs4all_store.models import Pipeline, Prediction, PredictionArrays
 from nirs4all_store.repositories import prediction_export
+from nirs4all_store.repositories.affected import rows_affected
 from nirs4all_store.repositories.base import (
     ARROW_MIN_ROWS,
     arrow_insert,
@@ -33,6 +34,7 @@ from nirs4all_store.validation import (
     FILTERS,
     PARTITIONS,
     check_choice,
+    check_filter,
     check_id,
     uuid_or_none,
 )
@@ -130,20 +132,17 @@ class PredictionRepository:
             prediction_ids = [c for c in map(uuid_or_none, prediction_ids) if c is not None]
             if not prediction_ids:
                 return 0
-        arrays = (
-            self.session.execute(sa.delete(A).where(A.c.prediction_id.in_(prediction_ids))).rowcount
-            or 0
+        arrays = rows_affected(
+            self.session, sa.delete(A).where(A.c.prediction_id.in_(prediction_ids))
         )
-        return arrays + (
-            self.session.execute(sa.delete(T).where(T.c.prediction_id.in_(prediction_ids))).rowcount
-            or 0
+        return arrays + rows_affected(
+            self.session, sa.delete(T).where(T.c.prediction_id.in_(prediction_ids))
         )
 
     def delete_arrays(self, prediction_ids: list[str]) -> int:
         prediction_ids = [c for c in map(uuid_or_none, prediction_ids) if c is not None]
-        return (
-            self.session.execute(sa.delete(A).where(A.c.prediction_id.in_(prediction_ids))).rowcount
-            or 0
+        return rows_affected(
+            self.session, sa.delete(A).where(A.c.prediction_id.in_(prediction_ids))
         )
 
     def delete_of_pipelines(
@@ -155,6 +154,21 @@ class PredictionRepository:
         return self.delete(sa.select(T.c.prediction_id).where(condition))
 
     # -- reads --------------------------------------------------------------------------
+    def id_for_natural_key(self, key: str) -> str | None:
+        """The id of the prediction stored under a `natural_key`, None if there is none."""
+        query = sa.select(T.c.prediction_id).where(T.c.natural_key == key)
+        found = self.session.execute(query).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    def array_counts_by_dataset(self) -> dict[str, int]:
+        """How many predictions of each dataset have arrays (one grouped query)."""
+        query = (
+            sa.select(T.c.dataset_name, sa.func.count())
+            .select_from(T.join(A, A.c.prediction_id == T.c.prediction_id))
+            .group_by(T.c.dataset_name)
+        )
+        return {name: int(n) for name, n in self.session.execute(query).all()}
+
     def exists(self, prediction_id: str) -> bool:
         canonical = uuid_or_none(prediction_id)
         if canonical is None:
@@ -297,10 +311,11 @@ def apply_filters(
             )
         if value is None:
             continue
+        # Checked as the field itself is, so a bad value fails alike on every backend.
         if isinstance(value, (list, tuple, set)):
-            query = query.where(T.c[name].in_(list(value)))
+            query = query.where(T.c[name].in_([check_filter(name, v) for v in value]))
         else:
-            query = query.where(T.c[name] == value)
+            query = query.where(T.c[name] == check_filter(name, value))
     if run_id is not None:
         query = query.where(
             T.c.pipeline_id.in_(sa.select(P.c.pipeline_id).where(P.c.run_id == run_id))

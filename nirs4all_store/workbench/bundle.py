@@ -22,10 +22,9 @@ import datetime as dt
 import json
 import os
 import platform
-import posixpath
-import re
 import warnings
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,8 @@ import numpy as np
 from nirs4all_store.artifacts import files
 from nirs4all_store.durable import atomic_target
 from nirs4all_store.errors import BundleError
-from nirs4all_store.workbench.exports import resolve_output
+from nirs4all_store.workbench.bundle_checks import check_member_name, read_json, read_member
+from nirs4all_store.workbench.exports import export_file_name, resolve_output
 from nirs4all_store.workbench.replay import artifact_ids, expected_features, replay_steps
 
 if TYPE_CHECKING:
@@ -68,7 +68,6 @@ CHAIN_FIELDS = (
     "task_type",
     "dataset_name",
 )
-_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 def _versions() -> dict[str, str]:
@@ -149,6 +148,14 @@ def export_chain(
         "versions": _versions(),
         "artifacts": entries,
     }
+    target = (
+        Path(os.fspath(output_path)).expanduser()
+        if isinstance(output_path, (str, os.PathLike))
+        else None
+    )
+    if target is not None and target.is_dir():
+        # Into the folder, named after the chain (it once wrote `<folder>.n4a` beside it).
+        output_path = target / export_file_name(chain_id, f".{BUNDLE_FORMAT}")
     path = resolve_output(store, output_path, f".{BUNDLE_FORMAT}")
     with atomic_target(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(MANIFEST_NAME, json.dumps(manifest, indent=2, allow_nan=False))
@@ -156,32 +163,6 @@ def export_chain(
         for member, data in payloads.items():
             zf.writestr(member, data)
     return path
-
-
-def _check_member_name(name: str) -> None:
-    """Refuse names that could escape a folder if extracted (absolute, drive, `..`)."""
-    normalised = name.replace("\\", "/")
-    parts = normalised.split("/")
-    if (
-        not name
-        or normalised.startswith("/")
-        or _WINDOWS_DRIVE.match(normalised)
-        or ".." in parts
-        or "\x00" in name
-        or posixpath.normpath(normalised).startswith("..")
-    ):
-        raise BundleError(f"unsafe member name {name!r} in bundle: refusing to read it")
-
-
-def _read_json(zf: zipfile.ZipFile, name: str, where: str) -> Any:
-    try:
-        raw = zf.read(name)
-    except KeyError:
-        raise BundleError(f"{where} has no {name}: not a nirs4all .n4a bundle") from None
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BundleError(f"{where}: {name} is not valid JSON: {exc}") from None
 
 
 class Bundle:
@@ -239,7 +220,7 @@ def _read_payloads(
         raise BundleError(f"{where}: manifest.json has no 'artifacts' mapping")
     try:
         needed = artifact_ids(chain)
-    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BundleError(f"{where}: chain.json cannot be replayed: {exc}") from None
     missing = [aid for aid in needed if aid not in entries]
     if missing:
@@ -250,12 +231,12 @@ def _read_payloads(
         member = entry.get("file") if isinstance(entry, dict) else None
         if not isinstance(member, str) or not member.startswith(f"{ARTIFACTS_DIR}/"):
             raise BundleError(f"{where}: artifact {artifact_id} has no valid file entry: {entry!r}")
-        _check_member_name(member)
+        check_member_name(member)
         fmt = entry.get("format")
         if fmt not in files.FORMAT_EXTENSIONS:
             raise BundleError(f"{where}: artifact {artifact_id} has unsupported format {fmt!r}")
         try:
-            data = zf.read(member)
+            data = read_member(zf, member, where)
         except KeyError:
             raise BundleError(f"{where}: artifact {artifact_id} file {member} is missing") from None
         actual = files.sha256_bytes(data)
@@ -279,16 +260,18 @@ def load_bundle(path: str | os.PathLike[str], *, max_bytes: int = MAX_UNCOMPRESS
     """
     source = Path(path).expanduser()
     where = f"bundle {source}"
+    if source.is_dir():
+        raise BundleError(f"{where} is a folder, not a .n4a bundle file")
     if not source.is_file():
         raise FileNotFoundError(f"{where} does not exist")
     try:
         zf = zipfile.ZipFile(source)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         raise BundleError(f"{where} is not a ZIP file: {exc}") from None
     with zf:
         names = zf.namelist()
         for name in names:
-            _check_member_name(name)
+            check_member_name(name)
         if len(set(names)) != len(names):
             raise BundleError(f"{where} has duplicate member names")
         total = sum(info.file_size for info in zf.infolist())
@@ -297,7 +280,7 @@ def load_bundle(path: str | os.PathLike[str], *, max_bytes: int = MAX_UNCOMPRESS
                 f"{where} would inflate to {total:,} bytes, over the {max_bytes:,}-byte limit "
                 "(pass max_bytes= to load_bundle if you trust it)"
             )
-        manifest = _read_json(zf, MANIFEST_NAME, where)
+        manifest = read_json(zf, MANIFEST_NAME, where)
         if not isinstance(manifest, dict):
             raise BundleError(f"{where}: manifest.json must be an object")
         version = manifest.get("format_version")
@@ -306,13 +289,25 @@ def load_bundle(path: str | os.PathLike[str], *, max_bytes: int = MAX_UNCOMPRESS
                 f"{where} has format_version {version!r}; this nirs4all-store reads version "
                 f"{BUNDLE_FORMAT_VERSION} (upgrade the package for newer bundles)"
             )
-        chain = _read_json(zf, CHAIN_NAME, where)
+        chain = read_json(zf, CHAIN_NAME, where)
         if not isinstance(chain, dict):
             raise BundleError(f"{where}: chain.json must be an object")
         payloads = _read_payloads(zf, manifest, chain, where)
     _warn_versions(manifest, where)
-    objects = {aid: files.deserialize(data, fmt) for aid, (data, fmt) in payloads.items()}
+    objects = {aid: _deserialize(data, fmt, aid, where) for aid, (data, fmt) in payloads.items()}
     return Bundle(manifest, chain, objects, path=source.resolve())
+
+
+def _deserialize(data: bytes, fmt: str, artifact_id: str, where: str) -> Any:
+    """Bytes that pass their hash but are no pickle (a forged manifest) raised IndexError or
+    KeyError from inside pickle: a BundleError naming the artifact instead."""
+    try:
+        return files.deserialize(data, fmt)
+    except Exception as exc:
+        raise BundleError(
+            f"{where}: artifact {artifact_id} cannot be deserialised as {fmt}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _warn_versions(manifest: Mapping[str, Any], where: str) -> None:

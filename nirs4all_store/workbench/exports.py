@@ -3,7 +3,9 @@
 Every export checks its ids before touching the disk (KeyError for an unknown id and no
 file left behind), creates parent folders, and writes atomically: into a temporary file
 in the target folder, then `os.replace`, so a reader never sees a half-written file. A
-bare file name goes to the workspace's `exports/` folder.
+relative path is relative to the current folder, as for `predict()`, `open()` and the CLI's
+`--output` (a bare name once went to `exports/`, so `export("m.n4a")` then `predict("m.n4a")`
+failed); the absolute path written is returned.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import yaml  # a dependency (pyproject), not an optional extra
 
 from nirs4all_store.durable import atomic_target
 from nirs4all_store.repositories import PredictionRepository
@@ -28,20 +32,28 @@ if TYPE_CHECKING:
 def resolve_output(
     store: WorkspaceStore, output_path: str | os.PathLike[str], suffix: str | None = None
 ) -> Path:
-    """Absolute target path: bare names go to `exports/`; `suffix` is added when missing."""
+    """Absolute target path (relative to the current folder); `suffix` added when missing."""
     if not isinstance(output_path, (str, os.PathLike)):
         raise TypeError(f"output_path must be a path, got {type(output_path).__name__}")
     raw = os.fspath(output_path)
     if not raw or raw.endswith(("/", os.sep)):
         raise ValueError(f"output_path must name a file, got {raw!r}")
     path = Path(raw).expanduser()
-    if not path.is_absolute() and len(path.parts) == 1:
-        path = store.exports_path() / path
     if suffix is not None and not path.suffix:
         path = path.with_name(path.name + suffix)
     if path.exists() and path.is_dir():
         raise IsADirectoryError(f"output_path {path} is a folder; give a file name")
     return path.resolve()
+
+
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def export_file_name(identifier: str, suffix: str) -> str:
+    """A file name made from a stored id that stays in its folder whatever the id holds
+    (a chain id `../../X` once made an export write outside the workspace)."""
+    name = _UNSAFE_NAME_CHARS.sub("_", str(identifier)).lstrip(".")[:120] or "export"
+    return name + suffix
 
 
 def _check_filters(filters: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
@@ -102,11 +114,6 @@ def export_run(store: WorkspaceStore, run_id: str, output_path: str | os.PathLik
     whose quoting of ambiguous strings ("yes", "1e5", "null") a hand emitter would have to
     reimplement.
     """
-    try:
-        import yaml
-    except ImportError:  # pragma: no cover - PyYAML is a dependency
-        raise ImportError("export_run needs PyYAML: pip install pyyaml") from None
-
     check_id("run_id", run_id)
     with store.transaction():
         run = store.get_run(run_id)

@@ -186,3 +186,83 @@ class PipelineLibrary:
             return False
         with self.store.transaction() as s:
             return TemplateRepository(s).id_of(name) is not None
+
+
+# -- runnable templates -------------------------------------------------------------------
+
+#: Short class names a template config may use (any importable dotted path works too).
+STEP_CLASSES = {
+    "MinMaxScaler": "sklearn.preprocessing.MinMaxScaler",
+    "StandardScaler": "sklearn.preprocessing.StandardScaler",
+    "RobustScaler": "sklearn.preprocessing.RobustScaler",
+    "PCA": "sklearn.decomposition.PCA",
+    "SelectKBest": "sklearn.feature_selection.SelectKBest",
+    "PLSRegression": "sklearn.cross_decomposition.PLSRegression",
+    "Ridge": "sklearn.linear_model.Ridge",
+    "LinearRegression": "sklearn.linear_model.LinearRegression",
+    "LogisticRegression": "sklearn.linear_model.LogisticRegression",
+    "SVR": "sklearn.svm.SVR",
+    "SVC": "sklearn.svm.SVC",
+    "RandomForestRegressor": "sklearn.ensemble.RandomForestRegressor",
+    "RandomForestClassifier": "sklearn.ensemble.RandomForestClassifier",
+    **{
+        name: f"nirs4all_store.workbench.training.transforms.{name}"
+        for name in ("SNV", "MSC", "SavitzkyGolay", "Detrend", "ALSBaseline")
+    },
+}
+
+
+def _step_from_config(spec: Any, where: str) -> Any:
+    import importlib
+
+    from nirs4all_store.workbench.training.grid import Grid
+
+    if isinstance(spec, str):
+        spec = {"class": spec}
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{where}: a step is a class name or {{'class': NAME, ...}}, got {spec!r}")
+    name = spec.get("class") or spec.get("operator_class")
+    params = spec.get("params") or {}
+    if not isinstance(name, str) or not isinstance(params, Mapping):
+        raise ValueError(f"{where}: expected {{'class': NAME, 'params': {{...}}}}, got {spec!r}")
+    dotted = STEP_CLASSES.get(name, name)
+    module_name, _, attr = dotted.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr) if module_name else None
+    except (ImportError, AttributeError):
+        cls = None
+    if not isinstance(cls, type):
+        raise ValueError(
+            f"{where}: unknown step class {name!r}; expected one of {sorted(STEP_CLASSES)} or a "
+            "dotted path such as sklearn.linear_model.Ridge"
+        )
+    try:
+        step = cls(**params)
+    except TypeError as exc:
+        raise ValueError(f"{where}: bad parameters for {name}: {exc}") from None
+    grid = spec.get("grid")
+    return Grid(step, grid) if grid is not None else step
+
+
+def pipelines_from_config(config: Any, where: str = "template") -> list[list[Any]]:
+    """Estimators from a template config: a list of steps, a list of step lists, or
+    {"pipelines": [...]}; a step is a class name or {"class", "params", "grid"} (a grid per
+    step, scikit-learn `ParameterGrid` semantics). `operator_class` is accepted for `class`,
+    so the step descriptions `run()` records build again."""
+    if isinstance(config, Mapping):
+        config = config.get("pipelines", config.get("pipeline"))
+    if not isinstance(config, list) or not config:
+        raise ValueError(f"{where}: expected a non-empty list of steps or of pipelines")
+    nested = config if all(isinstance(p, list) for p in config) else [config]
+    return [
+        [_step_from_config(s, f"{where}: pipeline {i} step {j}") for j, s in enumerate(steps)]
+        for i, steps in enumerate(nested)
+    ]
+
+
+def template_pipelines(library: PipelineLibrary, name: str) -> list[list[Any]]:
+    """The pipelines of template `name` (KeyError naming the known templates when unknown)."""
+    if name not in library:
+        known = [t["name"] for t in library.list_templates()]
+        raise KeyError(f"unknown pipeline template {name!r}; the workspace has {known or 'none'}")
+    return pipelines_from_config(library.load_template(name), f"template {name!r}")

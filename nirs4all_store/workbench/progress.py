@@ -1,14 +1,14 @@
-"""Terminal output helpers: a dependency-free progress line and aligned tables.
+"""Terminal output helpers: the progress bar of a run (tqdm) and aligned tables.
 
-A hand-written progress line on stderr avoids a tqdm/rich dependency for one bar; it redraws
-in place on a terminal and prints a plain line per update elsewhere (CI logs, pipes), throttled.
+The bar is tqdm's (rate, ETA; `tqdm.auto` draws a widget in Jupyter instead of printing line
+after line). On a terminal it redraws in place; on a pipe or a log file tqdm would still
+write carriage returns, so there it prints at most one line every 2 s (`mininterval`).
+`enabled=False` (`verbose=0`) creates no bar at all: nothing is written.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -16,48 +16,53 @@ __all__ = ["Progress", "format_table", "format_value"]
 
 
 class Progress:
-    """`[#####.....]  12/100 folds  0:03  <label>` over pipelines x folds, on stderr."""
+    """`fits: 40%|####      | 12/30 [00:03<00:04, 3.9fit/s] <label>` over the fits of a run."""
 
-    def __init__(
-        self, total: int, *, enabled: bool = True, stream: TextIO | None = None, width: int = 28
-    ) -> None:
+    def __init__(self, total: int, *, enabled: bool = True, stream: TextIO | None = None) -> None:
         self.total = max(int(total), 1)
         self.done = 0
-        self.enabled = enabled
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self.start = time.perf_counter()
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._last_plain = -1.0
-        self._last_len = 0
+        self.bar: Any = None
+        if not enabled:
+            return
+        import sys
+
+        out = stream if stream is not None else sys.stderr
+        tty = bool(getattr(out, "isatty", lambda: False)())
+        if stream is None or stream is sys.stderr or stream is sys.stdout:
+            from tqdm.auto import tqdm  # a widget in notebooks, text elsewhere
+        else:
+            from tqdm import tqdm
+        self.bar = tqdm(
+            total=self.total,
+            desc="fits",
+            unit="fit",
+            file=out,
+            dynamic_ncols=tty,
+            ncols=None if tty else 100,
+            mininterval=0.1 if tty else 2.0,
+            ascii=not tty,
+            leave=True,
+        )
 
     def advance(self, n: int = 1, label: str = "") -> None:
         self.done = min(self.done + n, self.total)
-        self._draw(label)
+        if self.bar is not None:
+            if label:
+                self.bar.set_postfix_str(label[:50], refresh=False)
+            self.bar.update(n)
 
-    def _draw(self, label: str, final: bool = False) -> None:
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.start
-        filled = int(self.width * self.done / self.total)
-        bar = "#" * filled + "." * (self.width - filled)
-        minutes, seconds = divmod(int(elapsed), 60)
-        count = f"{self.done:>{len(str(self.total))}}/{self.total}"
-        text = f"[{bar}] {count} fits  {minutes}:{seconds:02d}"
-        if label:
-            text += f"  {label[:60]}"
-        if self._tty:
-            pad = " " * max(self._last_len - len(text), 0)
-            self.stream.write("\r" + text + pad + ("\n" if final else ""))
-            self._last_len = len(text)
-        elif final or elapsed - self._last_plain >= 2.0 or self.done == self.total:
-            self.stream.write(text + "\n")
-            self._last_plain = elapsed
-        self.stream.flush()
+    def write(self, text: str, stream: TextIO) -> None:
+        """A message line that does not tear the bar (tqdm.write redraws it below)."""
+        if self.bar is not None:
+            self.bar.write(text.rstrip("\n"), file=stream)
+        else:
+            stream.write(text)
 
     def close(self, label: str = "done") -> None:
-        if (self.enabled and self._tty) or (self.enabled and self._last_plain < 0):
-            self._draw(label, final=True)
+        if self.bar is not None:
+            self.bar.set_postfix_str(label, refresh=False)
+            self.bar.close()
+            self.bar = None
 
 
 def format_value(value: Any, digits: int = 4) -> str:

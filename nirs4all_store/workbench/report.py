@@ -1,8 +1,10 @@
 """A self-contained HTML report of a run: leaderboard and predicted-vs-observed plots.
 
-The scatter of predicted against observed values (1:1 line, RMSE and R2 in the title) is
-what chemometricians look at first. Images are PNGs embedded as base64, so the page is one
-file that can be mailed or archived. matplotlib is an optional extra (`[plot]`).
+The scatter of predicted against observed values (1:1 line, RMSE and R² in the title, the
+target's name on the axes) is what chemometricians look at first. Images are PNGs drawn at
+DPI (200) and shown at their nominal size, so they stay sharp on high-density screens and in
+print, embedded as base64: the page is one file that can be mailed or archived. matplotlib
+is an optional extra (`[plot]`).
 
 The figures are those of the dashboard: `nirs4all_store.workbench.plots` builds them (same
 series, 1:1 line, RMSE/R2/bias/RPD) and `plots.figure_png` draws them with matplotlib.
@@ -46,9 +48,37 @@ def _pyplot() -> Any:
     return matplotlib
 
 
+#: Resolution of the report's PNGs (plots' default, 96, looked blurred on a 2x screen).
+DPI = 200
+#: Width at which a figure is shown, in CSS pixels (its nominal size at 96 dpi).
+SHOWN_WIDTH_PX = 500
+
+
 def _png(figure: plots.Figure, width: float = 5.2, height: float = 5.0) -> str:
-    """A figure of `plots` as a base64 PNG (drawn by matplotlib)."""
-    return base64.b64encode(plots.figure_png(figure, width=width, height=height)).decode("ascii")
+    """A figure of `plots` as a base64 PNG (drawn by matplotlib at `DPI`)."""
+    data = plots.figure_png(figure, width=width, height=height, dpi=DPI)
+    return base64.b64encode(data).decode("ascii")
+
+
+def _r2(text: str) -> str:
+    """plots' ASCII "R2" as the R² readers expect."""
+    return text.replace("R2 ", "R² ")
+
+
+def target_name(run: dict[str, Any], dataset_name: str) -> str:
+    """What was predicted: the dataset's recorded target name, else the dataset's name."""
+    for d in run.get("datasets") or []:
+        if isinstance(d, dict) and d.get("name") == dataset_name:
+            for key in ("target", "target_name", "y_name"):
+                if d.get(key):
+                    return str(d[key])
+    return str(dataset_name)
+
+
+def _label_axes(figure: plots.Figure, target: str) -> None:
+    layout = figure["layout"]
+    layout["xaxis"]["title"] = {"text": f"observed {target}"}
+    layout["yaxis"]["title"] = {"text": f"predicted {target}"}
 
 
 _LABELS = {"val": "cross-validation (out-of-fold)", "test": "test (mean of folds)"}
@@ -71,7 +101,7 @@ def _series(store: WorkspaceStore, chain_id: str) -> list[plots.Series]:
     return series
 
 
-def _figure_html(store: WorkspaceStore, best: dict[str, Any]) -> str | None:
+def _figure_html(store: WorkspaceStore, best: dict[str, Any], target: str) -> str | None:
     """One <figure> of the report: the dashboard's figure of the chain, as a PNG."""
     series = _series(store, str(best["chain_id"]))
     if not series:
@@ -84,21 +114,45 @@ def _figure_html(store: WorkspaceStore, best: dict[str, Any]) -> str | None:
         png = _png(plots.confusion_figure(first.y_true, first.y_pred, title), 5.0, 4.6)
     else:
         stats = [plots.regression_stats(s.y_true, s.y_pred) for s in series]
-        notes = [f"{s.label}: {plots.stats_text(st)}" for s, st in zip(series, stats, strict=True)]
+        notes = [
+            f"{s.label}: {_r2(plots.stats_text(st))}" for s, st in zip(series, stats, strict=True)
+        ]
         title = (
             f"{model}<br>{best['dataset_name']}: RMSE {plots.format_number(stats[0]['rmse'])}, "
-            f"R2 {plots.format_number(stats[0]['r2'], 3)}"
+            f"R² {plots.format_number(stats[0]['r2'], 3)}"
         )
         figure = plots.pred_obs_figure(series, title)
         figure["layout"].pop("annotations", None)  # the caption below says the same
+        _label_axes(figure, target)
         png = _png(figure)
     caption = "; ".join(notes)
     return (
         f'<figure><img alt="predicted vs observed, {html.escape(model)}" '
-        f'src="data:image/png;base64,{png}"><figcaption>{html.escape(model)} '
+        f'width="{SHOWN_WIDTH_PX}" src="data:image/png;base64,{png}">'
+        f"<figcaption>{html.escape(model)} "
         f"(chain {html.escape(str(best['chain_id']))}): {html.escape(caption)}"
         "</figcaption></figure>"
     )
+
+
+def _with_test_scores(
+    store: WorkspaceStore, run_id: str, top: Any, rows: list[dict[str, Any]], metric: str
+) -> list[dict[str, Any]]:
+    """The leaderboard rows with a `test <metric>` column (before the ids) when there is one:
+    the refit model's (`fold_final`, what a bundle predicts with), else the fold models' mean."""
+    by_chain: dict[Any, Any] = {}
+    for fold_id in ("fold_final", "avg"):
+        tests = store.query_predictions(run_id=run_id, fold_id=fold_id, partition="test")
+        by_chain = {t["chain_id"]: t["test_score"] for t in tests.to_pylist()}
+        if by_chain:
+            break
+    if not by_chain:
+        return rows
+    out = []
+    for row, full in zip(rows, top.to_pylist(), strict=False):
+        ids = {k: row.pop(k) for k in ("chain_id", "prediction_id") if k in row}
+        out.append({**row, f"test {metric}": by_chain.get(full["chain_id"]), **ids})
+    return out
 
 
 def _table_html(rows: list[dict[str, Any]]) -> str:
@@ -145,8 +199,13 @@ def write_report(
     ids = pipelines.column("pipeline_id").to_pylist()
     result = RunResult(run_id=run_id, store=store, metric=metric, pipeline_ids=ids)
     top = result.top(n_rows)
-    rows = leaderboard_rows(top, metric)
-    figures = [f for f in (_figure_html(store, best) for best in top.to_pylist()[:n_plots]) if f]
+    rows = _with_test_scores(store, run_id, top, leaderboard_rows(top, metric), metric)
+    best_rows = top.to_pylist()[:n_plots]
+    figures = [
+        f
+        for f in (_figure_html(store, b, target_name(run, b["dataset_name"])) for b in best_rows)
+        if f
+    ]
     n_failed = sum(1 for s in pipelines.column("status").to_pylist() if s == "failed")
     order = "lower is better" if metric_ascending(metric) else "higher is better"
     created = run.get("created_at")
@@ -158,13 +217,15 @@ def write_report(
     )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>nirs4all-store run {html.escape(str(run["name"]))}</title><style>{_CSS}</style></head>
+<title>nirs4all-store report: {html.escape(str(run["name"]))}</title><style>{_CSS}</style>
+</head>
 <body>
-<h1>Run {html.escape(str(run["name"]))}</h1>
+<h1>Report: {html.escape(str(run["name"]))}</h1>
 <p>run_id {html.escape(run_id)} &middot; status {html.escape(str(run["status"]))} &middot;
 created {html.escape(created_text)} &middot; datasets {html.escape(datasets)} &middot;
 {len(ids)} pipeline(s), {n_failed} failed &middot; {config.get("cv", "?")}-fold cross-validation</p>
-<h2>Leaderboard (cross-validated {html.escape(metric)}, {order})</h2>
+<h2>Leaderboard (cross-validated {html.escape(metric)}, {order}; test: on the held-out
+spectra, by the refit model a bundle exports)</h2>
 {_table_html(rows)}
 <h2>Predicted vs observed</h2>
 <div class="plots">{"".join(figures) or "<p>No predictions with arrays to plot.</p>"}</div>

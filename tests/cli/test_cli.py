@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from nirs4all_store import WorkspaceStore
 from nirs4all_store.cli.main import main
 from nirs4all_store.workbench.training.datasets import synthetic_nirs, write_nirs4all_folder
 
@@ -64,9 +65,9 @@ def test_demo_prints_leaderboard_exports_and_predicts(
     assert "SNV" in out and "Ridge()" in out
     bundle = tmp_path / "workspace" / "exports" / "best.n4a"
     assert bundle.is_file() and f"to {bundle}" in out
-    assert "Predicted 20 test spectra from the bundle: RMSE" in out
+    assert "predicts the 20 held-out test spectra" in out and "RMSE" in out
     assert "verify: ok" in out
-    assert "/36 fits" in err  # 9 pipelines x (3 folds + refit)
+    assert "36/36" in err  # 9 pipelines x (3 folds + refit)
 
 
 def test_demo_json_and_read_commands(
@@ -85,13 +86,13 @@ def test_demo_json_and_read_commands(
     assert code == 0 and run_id in out and out.count("completed") >= 9
 
     code, out, _ = cli(capsys, "top", "-n", "3", "--json", *ws)
-    rows = json.loads(out)
+    rows = json.loads(out)["rows"]
     assert [r["fold_id"] for r in rows] == ["avg"] * 3
     scores = [r["val_score"] for r in rows]
     assert scores == sorted(scores)  # rmse: lower is better
 
     code, out, _ = cli(capsys, "top", "--run", run_id, "--partition", "test", "-n", "2", *ws)
-    assert code == 0 and "test rmse" in out and len(out.strip().splitlines()) == 4
+    assert code == 0 and "test rmse" in out and len(out.strip().splitlines()) == 5
 
     bundle = tmp_path / "b.n4a"
     code, out, _ = cli(capsys, "export-chain", "--run", run_id, "-o", str(bundle), *ws)
@@ -100,7 +101,7 @@ def test_demo_json_and_read_commands(
     data = synthetic_nirs(80, 60, seed=0, test_fraction=0.25)
     csv = tmp_path / "x.csv"
     np.savetxt(csv, data.X_test[:4], delimiter=";")
-    code, out, _ = cli(capsys, "predict", str(bundle), str(csv), *ws)
+    code, out, _ = cli(capsys, "predict", str(bundle), str(csv))
     values = [float(v) for v in out.split()]
     assert code == 0 and len(values) == 4
     code, out, _ = cli(capsys, "predict", str(bundle), str(csv), "--json")
@@ -232,9 +233,11 @@ def test_errors_are_one_line_and_exit_1(
     message: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    WorkspaceStore(tmp_path / "ws").close()  # an existing, empty workspace
     write_nirs4all_folder(synthetic_nirs(20, 15), tmp_path / "DATA")
     (tmp_path / "SPEC").write_text('[["MinMaxScaler", "Frobnicator"]]')
-    code, _, err = cli(capsys, *argv, "--workspace", str(tmp_path / "ws"))
+    where = [] if argv[0] == "predict" else ["--workspace", str(tmp_path / "ws")]
+    code, _, err = cli(capsys, *argv, *where)
     assert code == 1
     assert message in err and err.startswith("nirs4all-store: error:")
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -252,6 +255,7 @@ def test_bad_dataset_file_error_names_file_and_line(
 
 
 def test_debug_shows_the_exception(tmp_path: Path) -> None:
+    WorkspaceStore(tmp_path / "ws").close()
     with pytest.raises(Exception, match="unknown run"):
         main(["show", "nope", "--debug", "--workspace", str(tmp_path / "ws")])
 
@@ -321,14 +325,16 @@ def test_python_dash_m_help_and_error_exit_codes(tmp_path: Path) -> None:
         "vacuum",
         "delete-run",
         "report",
+        "ui",
         "db",
     ):
         assert command in done.stdout
+    WorkspaceStore(tmp_path / "workspace").close()
     done = _subprocess("show", "nope", cwd=tmp_path)
     assert done.returncode == 1
-    assert (
-        done.stderr.strip()
-        == "nirs4all-store: error: unknown run 'nope': see `nirs4all-store runs`"
+    assert done.stderr.strip() == (
+        "nirs4all-store: error: unknown run 'nope': no run id starts with it "
+        "(see `nirs4all-store runs`)"
     )
     done = _subprocess("frobnicate", cwd=tmp_path)
     assert done.returncode == 2 and "invalid choice" in done.stderr
@@ -336,6 +342,7 @@ def test_python_dash_m_help_and_error_exit_codes(tmp_path: Path) -> None:
 
 def test_vacuum(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ws = tmp_path / "ws"
+    WorkspaceStore(ws).close()
     code, out, _ = cli(capsys, "vacuum", "--json", "--workspace", str(ws))
     info: dict[str, Any] = json.loads(out)
     assert code == 0 and "before_bytes" in info

@@ -229,9 +229,10 @@ def test_store_url_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             "via env",
         )
 
-    # An explicit url= wins over the environment.
+    # An explicit url= wins over the environment (in a workspace of its own: one artifacts
+    # folder belongs to one database).
     explicit = tmp_path / "explicit.sqlite"
-    with WorkspaceStore(workspace, url=f"sqlite:///{explicit}") as store:
+    with WorkspaceStore(tmp_path / "ws_explicit", url=f"sqlite:///{explicit}") as store:
         assert Path(store.engine.url.database or "") == explicit
         assert store.list_runs().num_rows == 0
 

@@ -106,10 +106,15 @@ def test_manifest_describes_the_chain_and_hashes_every_artifact(
         assert stored_chain[key] == chain[key]
 
 
-def test_bare_name_goes_to_the_exports_folder(store: WorkspaceStore) -> None:
+def test_bare_name_means_the_current_folder(
+    store: WorkspaceStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One path rule (issue 18): a bare file name means the current folder, as in predict()
+    and the CLI's -o; the absolute path is returned."""
+    monkeypatch.chdir(tmp_path)
     chain_id = regression_chain(store)
     out = store.export_chain(chain_id, "my_model")
-    assert out == store.exports_path() / "my_model.n4a"
+    assert out == tmp_path / "my_model.n4a" and out.is_absolute() and out.is_file()
     with pytest.raises(ValueError, match="unsupported bundle format"):
         store.export_chain(chain_id, "x.zip", format="zip")
 

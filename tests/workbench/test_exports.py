@@ -167,13 +167,16 @@ def test_run_yaml_has_run_pipelines_and_chains(store: WorkspaceStore, tmp_path: 
     assert data["other_run"] not in out.read_text()
 
 
-def test_pipeline_config_json_and_default_exports_folder(store: WorkspaceStore) -> None:
+def test_pipeline_config_json_and_bare_names_in_the_current_folder(
+    store: WorkspaceStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     data = predictions(store)
     out = store.export_pipeline_config(data["pipeline_id"], "config")
-    assert out == store.exports_path() / "config.json"
+    assert out == tmp_path / "config.json"
     pipeline = store.get_pipeline(data["pipeline_id"])
     assert pipeline is not None
     assert json.loads(out.read_text()) == pipeline["expanded_config"]
     parquet = store.export_predictions_parquet("all.parquet")
-    assert parquet == store.exports_path() / "all.parquet"
+    assert parquet == tmp_path / "all.parquet"
     assert pq.read_table(parquet).num_rows == store.query_predictions().num_rows

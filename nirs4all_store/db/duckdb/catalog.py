@@ -123,10 +123,18 @@ def read_columns(
 ) -> dict[int, list[dict[str, Any]]]:
     """SQLAlchemy column dicts of each relation, by oid, in column order."""
     by_oid = {rel.oid: rel for rel in relations}
+    # duckdb 1.4.4's duckdb_columns() has no is_generated / generation_expression (2.0 has):
+    # there every column reads as not generated.
+    available = set(connection.execute(sa.text("SELECT * FROM duckdb_columns() LIMIT 0")).keys())
+    generated_sql = (
+        "is_generated, generation_expression"
+        if {"is_generated", "generation_expression"} <= available
+        else "FALSE AS is_generated, NULL AS generation_expression"
+    )
     rows = connection.execute(
         sa.text(
             "SELECT table_oid, column_name, data_type, is_nullable, column_default, "
-            "comment, is_generated, generation_expression FROM duckdb_columns() "
+            f"comment, {generated_sql} FROM duckdb_columns() "
             "ORDER BY table_oid, column_index"
         )
     ).all()

@@ -24,6 +24,12 @@ _LAZY = {
     "DatasetError": "dataset_files",
     "parse_spectra_table": "dataset_files",
     "SNV": "transforms",
+    "MSC": "transforms",
+    "SavitzkyGolay": "transforms",
+    "Detrend": "transforms",
+    "ALSBaseline": "transforms",
+    "Grid": "grid",
+    "parse_cv": "splitting",
 }
 
 if TYPE_CHECKING:
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
         load_nirs4all_folder,
         synthetic_nirs,
     )
+    from nirs4all_store.workbench.training.grid import Grid
     from nirs4all_store.workbench.training.metrics import (
         DEFAULT_METRIC,
         SCORE_COLUMN,
@@ -44,7 +51,14 @@ if TYPE_CHECKING:
         print_leaderboard,
     )
     from nirs4all_store.workbench.training.session import run
-    from nirs4all_store.workbench.training.transforms import SNV
+    from nirs4all_store.workbench.training.splitting import parse_cv
+    from nirs4all_store.workbench.training.transforms import (
+        MSC,
+        SNV,
+        ALSBaseline,
+        Detrend,
+        SavitzkyGolay,
+    )
 
 
 def __getattr__(name: str) -> Any:
@@ -62,14 +76,20 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "DEFAULT_METRIC",
+    "MSC",
     "SCORE_COLUMN",
     "SNV",
+    "ALSBaseline",
     "Dataset",
     "DatasetError",
+    "Detrend",
+    "Grid",
     "RunResult",
+    "SavitzkyGolay",
     "leaderboard_rows",
     "load_nirs4all_folder",
     "metric_ascending",
+    "parse_cv",
     "parse_spectra_table",
     "print_leaderboard",
     "run",

@@ -31,11 +31,14 @@ __all__ = [
     "DatasetError",
     "encode_table",
     "find_role_files",
+    "parse_exact",
     "parse_spectra_table",
+    "read_fast",
+    "read_metadata_table",
 ]
 
 DELIMITER = ";"
-ROLE_FILE_RE = re.compile(r"^([xy])[_\-]?(cal|val)\.csv(\.gz)?$", re.IGNORECASE)
+ROLE_FILE_RE = re.compile(r"^([xym])[_\-]?(cal|val)\.csv(\.gz)?$", re.IGNORECASE)
 
 
 class DatasetError(ValueError):
@@ -91,10 +94,121 @@ def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
     return rows
 
 
+def _header_rule(
+    first: list[str], second: list[str] | None, x_file: bool
+) -> tuple[bool, np.ndarray | None]:
+    """(is the first row a header, its wavelengths): the rule of the module docstring."""
+    first_vals = [_to_float(c) for c in first]
+    if all(v is None for v in first_vals):
+        return True, None
+    if (
+        x_file
+        and second is not None
+        and _wavelength_like(first_vals)
+        and not _wavelength_like([_to_float(c) for c in second])
+    ):
+        return True, np.array(first_vals, dtype=np.float64)
+    return False, None
+
+
+def _head(path: Path, n: int = 2) -> list[str] | None:
+    """The first `n` physical lines, decoded; None when the fast path cannot judge them."""
+    try:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as fh:  # type: ignore[operator]
+            lines = [fh.readline() for _ in range(n)]
+        return [line.decode("utf-8-sig" if i == 0 else "utf-8") for i, line in enumerate(lines)]
+    except (OSError, EOFError, UnicodeDecodeError):
+        return None  # the exact parser reports it
+
+
+def _cells(line: str) -> list[str]:
+    cells = next(csv.reader([line.rstrip("\r\n")], delimiter=DELIMITER))
+    return cells[:-1] if len(cells) > 1 and cells[-1].strip() == "" else cells
+
+
+def read_fast(path: Path, x_file: bool) -> tuple[np.ndarray, np.ndarray | None, list[int]] | None:
+    """pyarrow.csv for a well-formed file (measured on a 115 MB Xcal: 1.56 s and 444 MB peak
+    against 2.7 s and 1.26 GB for the Python parser); None whenever anything looks unusual
+    (blank lines, decimal commas, bad cells...), and the exact parser takes over."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    head = _head(path)
+    if head is None or not head[0].strip() or not head[1].strip():
+        return None
+    first, second = _cells(head[0]), _cells(head[1])
+    if len(first) == 1 and ("\t" in first[0] or first[0].count(",") >= 2):
+        return None
+    header, wavelengths = _header_rule(first, second, x_file)
+    width = len(first)
+    trailing = len(next(csv.reader([head[0].rstrip("\r\n")], delimiter=DELIMITER))) > width
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                skip_rows=1 if header else 0, autogenerate_column_names=True
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=DELIMITER, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={f"f{j}": pa.float64() for j in range(width + trailing)}
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
+        return None
+    if table.num_columns != width + trailing or table.num_rows == 0:
+        return None
+    if trailing and table.column(width).null_count != table.num_rows:
+        return None
+    values = np.empty((table.num_rows, width), dtype=np.float64)
+    for j in range(width):
+        column = table.column(j)
+        if column.null_count:
+            return None
+        values[:, j] = column.to_numpy()
+    del table
+    if not np.isfinite(values).all():
+        return None
+    start = 2 if header else 1
+    return values, wavelengths, list(range(start, start + len(values)))
+
+
 def parse_spectra_table(
     path: Path, *, x_file: bool
 ) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
-    """(values, wavelengths or None, line number of each data row) of one file."""
+    """(values, wavelengths or None, line number of each data row) of one file.
+
+    Read with pyarrow.csv; a file it cannot take as is (blank lines, decimal commas, a bad
+    cell...) is read again by the exact parser, which accepts the same variants as before
+    and names the file, line and expectation of any error."""
+    fast = read_fast(path, x_file)
+    return fast if fast is not None else parse_exact(path, x_file=x_file)
+
+
+def read_metadata_table(path: Path, n_rows: int) -> dict[str, np.ndarray]:
+    """A metadata table (Mcal/Mval: a header row of column names, any cell types) as columns
+    of `n_rows` values each (pyarrow.csv infers numbers or text per column)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=DELIMITER))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DatasetError(f"{path}: cannot read the metadata table ({exc})") from exc
+    if table.num_rows != n_rows:
+        raise DatasetError(
+            f"{path} has {table.num_rows} rows of metadata but the spectra file has {n_rows}; "
+            "expected one metadata row per spectrum (and a header row of column names)"
+        )
+    return {
+        str(name).strip(): np.asarray(table.column(name).to_pylist())
+        for name in table.column_names
+        if str(name).strip()
+    }
+
+
+def parse_exact(path: Path, *, x_file: bool) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+    """Today's exact parser: every malformed file gets its message (file, line, expected)."""
     rows = _read_rows(path)
     what = "spectra" if x_file else "targets"
     if not rows:
@@ -105,18 +219,7 @@ def parse_spectra_table(
             f"{path} line {first_line}: expected ';'-separated values, "
             "the line looks ','- or tab-separated"
         )
-    first_vals = [_to_float(c) for c in first]
-    wavelengths = None
-    header = all(v is None for v in first_vals)
-    if (
-        not header
-        and x_file
-        and len(rows) > 1
-        and _wavelength_like(first_vals)
-        and not _wavelength_like([_to_float(c) for c in rows[1][1]])
-    ):
-        header = True
-        wavelengths = np.array(first_vals, dtype=np.float64)
+    header, wavelengths = _header_rule(first, rows[1][1] if len(rows) > 1 else None, x_file)
     data = rows[1:] if header else rows
     if not data:
         raise DatasetError(

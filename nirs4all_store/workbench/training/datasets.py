@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from nirs4all_store.workbench.training.arrays import check_finite, check_metadata, frozen_float
 from nirs4all_store.workbench.training.dataset_files import (
     DELIMITER,
     ROLE_FILE_RE,
@@ -28,6 +29,7 @@ from nirs4all_store.workbench.training.dataset_files import (
     encode_table,
     find_role_files,
     parse_spectra_table,
+    read_metadata_table,
 )
 from nirs4all_store.workbench.training.synthetic import synthetic_arrays
 
@@ -51,33 +53,6 @@ _HASH_VERSION = b"nirs4all_store.dataset.v1"
 # Dataset
 
 
-def _frozen_float(value: Any, what: str) -> np.ndarray:
-    """A read-only float64 C array (copied unless it already is one) so hashes cannot drift."""
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{what} must be an array of numbers, got {type(value).__name__}")
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{what} must hold numbers (int, float or bool), got dtype {arr.dtype}; "
-            "encode class labels as integers first"
-        )
-    if arr.dtype == np.float64 and arr.flags.c_contiguous and not arr.flags.writeable:
-        return arr
-    out = np.array(arr, dtype=np.float64, order="C", copy=True)
-    out.setflags(write=False)
-    return out
-
-
-def _check_finite(arr: np.ndarray, what: str) -> None:
-    bad = np.argwhere(~np.isfinite(arr))
-    if bad.size:
-        where = ", ".join(str(int(i)) for i in bad[0])
-        raise ValueError(
-            f"{what} holds {len(bad)} NaN/inf value(s), first at index ({where}); "
-            "expected finite numbers"
-        )
-
-
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
     """One named dataset; arrays are normalised to read-only float64 and validated on creation.
@@ -93,6 +68,7 @@ class Dataset:
     y_test: np.ndarray | None = None
     wavelengths: np.ndarray | None = None
     source: str | None = None
+    metadata: Mapping[str, Any] | None = None  # column -> one value per training sample
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -104,8 +80,8 @@ class Dataset:
         if self.X_test is not None:
             parts.append(("X_test", "y_test"))
         for x_field, y_field in parts:
-            X = _frozen_float(getattr(self, x_field), f"{label}: {x_field}")
-            y = _frozen_float(getattr(self, y_field), f"{label}: {y_field}")
+            X = frozen_float(getattr(self, x_field), f"{label}: {x_field}")
+            y = frozen_float(getattr(self, y_field), f"{label}: {y_field}")
             if X.ndim != 2:
                 raise ValueError(
                     f"{label}: {x_field} must be 2-D (samples x wavelengths), got shape {X.shape}"
@@ -125,8 +101,8 @@ class Dataset:
                     f"{label}: {x_field} has {X.shape[0]} samples but {y_field} has "
                     f"{y.shape[0]}; expected one target per spectrum"
                 )
-            _check_finite(X, f"{label}: {x_field}")
-            _check_finite(y, f"{label}: {y_field}")
+            check_finite(X, f"{label}: {x_field}")
+            check_finite(y, f"{label}: {y_field}")
             object.__setattr__(self, x_field, X)
             object.__setattr__(self, y_field, y)
         if self.X_test is not None:
@@ -141,13 +117,17 @@ class Dataset:
                     f"y_train shape {self.y_train.shape} (same number of targets expected)"
                 )
         if self.wavelengths is not None:
-            wl = _frozen_float(self.wavelengths, f"{label}: wavelengths").reshape(-1)
+            wl = frozen_float(self.wavelengths, f"{label}: wavelengths").reshape(-1)
             if wl.shape[0] != self.X_train.shape[1]:
                 raise ValueError(
                     f"{label}: {wl.shape[0]} wavelengths for {self.X_train.shape[1]} features"
                 )
-            _check_finite(wl, f"{label}: wavelengths")
+            check_finite(wl, f"{label}: wavelengths")
             object.__setattr__(self, "wavelengths", wl)
+        if self.metadata is not None:
+            object.__setattr__(
+                self, "metadata", check_metadata(self.metadata, self.X_train.shape[0], label)
+            )
 
     @property
     def n_features(self) -> int:
@@ -223,8 +203,9 @@ def synthetic_nirs(
 
 
 def load_nirs4all_folder(path: str | os.PathLike[str], name: str | None = None) -> Dataset:
-    """Load a nirs4all folder (Xcal/Ycal, optional Xval/Yval); the name defaults to the
-    folder's name. Errors name the file, the 1-based line and what was expected."""
+    """Load a nirs4all folder (Xcal/Ycal, optional Xval/Yval, optional Mcal metadata with a
+    header row of column names); the name defaults to the folder's name. Errors name the
+    file, the 1-based line and what was expected."""
     folder = Path(path)
     if not folder.is_dir():
         raise DatasetError(
@@ -275,6 +256,9 @@ def load_nirs4all_folder(path: str | os.PathLike[str], name: str | None = None) 
             )
     else:
         X_val = y_val = None
+    metadata = None
+    if "Mcal" in files:  # e.g. a sample id column, for groups= (replicate scans)
+        metadata = read_metadata_table(files["Mcal"], len(X_cal))
     return Dataset(
         name or folder.resolve().name,
         X_cal,
@@ -283,6 +267,7 @@ def load_nirs4all_folder(path: str | os.PathLike[str], name: str | None = None) 
         y_val,
         wavelengths=wavelengths,
         source=str(folder),
+        metadata=metadata,
     )
 
 

@@ -128,23 +128,25 @@ def leaderboard_rows(table: pa.Table, metric: str) -> list[dict[str, Any]]:
 
 
 def print_leaderboard(result: RunResult, n: int = 10, stream: TextIO | None = None) -> None:
-    """Print the run's cross-validated leaderboard (and the avg test score when there is one)."""
+    """Print the run's cross-validated leaderboard; with a test set, the test score of the fold
+    ensemble (mean of the fold models, fold `avg`) and of the refit model (`fold_final`, the
+    one bundles export) side by side."""
     out = stream or sys.stdout
     table = result.top(n)
     rows = leaderboard_rows(table, result.metric)
     if rows:
-        tests = result.store.query_predictions(
-            run_id=result.run_id,
-            fold_id="avg",
-            partition="test",
-        ).to_pylist()
-        by_chain = {t["chain_id"]: t["test_score"] for t in tests}
-        if by_chain:
-            full = table.to_pylist()
-            for row, r in zip(rows, full, strict=False):
-                row[f"test {result.metric}"] = by_chain.get(r["chain_id"])
-                row["chain_id"] = row.pop("chain_id")
-                row["prediction_id"] = row.pop("prediction_id")
+        full = table.to_pylist()
+        for fold_id, column in (("avg", "fold-ensemble"), ("fold_final", "refit")):
+            tests = result.store.query_predictions(
+                run_id=result.run_id, fold_id=fold_id, partition="test"
+            ).to_pylist()
+            by_chain = {t["chain_id"]: t["test_score"] for t in tests}
+            if by_chain:
+                for row, r in zip(rows, full, strict=True):
+                    row[f"test {result.metric} ({column})"] = by_chain.get(r["chain_id"])
+        for row in rows:  # ids last
+            row["chain_id"] = row.pop("chain_id")
+            row["prediction_id"] = row.pop("prediction_id")
     order = "lower is better" if result.ascending else "higher is better"
     out.write(
         f"\nRun {result.run_id}: {len(result.pipeline_ids)} pipeline(s), "

@@ -80,7 +80,16 @@ def test_run_records_folds_avg_final_chain_and_logs(
             own = {"train": "train_score", "val": "val_score", "test": "test_score"}[p["partition"]]
             assert p[own] is not None
             assert all(p[c] is None for c in ("train_score", "val_score", "test_score") if c != own)
-            assert set(_json(p["scores"])[p["partition"]]) == {"rmse", "r2", "mae"}
+            assert set(_json(p["scores"])[p["partition"]]) == {
+                "rmse",
+                "r2",
+                "mae",
+                "sep",
+                "rpd",
+                "rpiq",
+                "bias",
+                "slope",
+            }
             assert p["metric"] == "rmse" and p["preprocessings"] == "MinMaxScaler"
             assert p["model_name"] == "PLSRegression(n_components=4)"
 
@@ -107,12 +116,11 @@ def test_run_records_folds_avg_final_chain_and_logs(
         assert chain["steps"][1]["params"]["n_components"] == 4
         assert chain["model_step_idx"] == 1 and chain["fold_strategy"] == "per_fold"
         assert sorted(chain["fold_artifacts"]) == ["fold_0", "fold_1", "fold_2", "fold_final"]
-        assert list(chain["shared_artifacts"]) == ["0"]
+        assert not chain["shared_artifacts"]  # each fold's artifact is its whole Pipeline
         assert chain["task_type"] == "regression" and chain["preprocessings"] == "MinMaxScaler"
 
         log = store.get_pipeline_log(pid).to_pylist()
         assert sorted(r["message"] for r in log) == [
-            "fit_transform",
             "fold 0",
             "fold 1",
             "fold 2",
@@ -150,7 +158,7 @@ def test_verbose_shows_progress_and_leaderboard(
     assert (
         "rank" in out.out and "PLSRegression(n_components=3)" in out.out and "val rmse" in out.out
     )
-    assert f"{CV + 1}/{CV + 1} fits" in out.err
+    assert f"{CV + 1}/{CV + 1} [" in out.err and "fit/s" in out.err  # tqdm: count, rate
 
 
 @pytest.mark.parametrize(("header", "compress"), [(True, False), (False, False), (True, True)])
@@ -217,7 +225,15 @@ def test_classification_run(tmp_path: Path) -> None:
         pred = result.store.get_prediction(top[0]["prediction_id"], load_arrays=True)
         assert pred["y_proba"].shape == (len(data.y_train), 3)
         np.testing.assert_allclose(pred["y_proba"].sum(axis=1), 1.0)
-        assert set(_json(pred["scores"])["val"]) == {"accuracy", "balanced_accuracy"}
+        val_scores = _json(pred["scores"])["val"]
+        assert set(val_scores) == {
+            "accuracy",
+            "balanced_accuracy",
+            "f1",
+            "confusion_matrix",
+            "labels",
+        }
+        assert np.sum(val_scores["confusion_matrix"]) == len(data.y_train)
         labels = result.predict(data.X_test)
         assert set(np.unique(labels)) <= {0.0, 1.0, 2.0}
         chain = result.store.get_chain(top[0]["chain_id"])
@@ -256,7 +272,11 @@ def test_run_on_sqlite_and_on_a_list_of_tuples(tmp_path: Path, reg_data: Any) ->
         ({"pipeline": []}, TypeError, "non-empty list"),
         ({"cv": 1}, ValueError, "cv must be an int >= 2"),
         ({"metric": "accuracy"}, ValueError, "classification metric"),
-        ({"metric": "f1"}, ValueError, "unknown metric 'f1'"),
+        ({"metric": "f2"}, ValueError, "unknown metric 'f2'"),
+        ({"metric": "bias"}, ValueError, "ideal value, not a direction"),
+        ({"cv": "5"}, ValueError, "cv must be an int >= 2, a scikit-learn splitter"),
+        ({"n_jobs": 0}, ValueError, "n_jobs must be None"),
+        ({"groups": [1, 2]}, ValueError, "groups must be 1-D with one value per training"),
         ({"cv": 100}, ValueError, "only 45 training samples"),
     ],
 )

@@ -222,7 +222,26 @@ def chain_transformers(store: WorkspaceStore, chain_id: str) -> list[tuple[str, 
         if aid:
             name = str(step.get("operator_class", "step")).rsplit(".", 1)[-1]
             out.append((name, store.load_artifact(aid)))
-    return out
+    if out or shared:
+        return out
+    return refit_pipeline_steps(store, chain)
+
+
+def refit_pipeline_steps(store: WorkspaceStore, chain: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """run() stores each fold's whole fitted scikit-learn Pipeline (honest CV: no shared
+    preprocessing): the preprocessing is the refit (`fold_final`) pipeline's steps before
+    its model (else the first fold's)."""
+    folds = chain.get("fold_artifacts") or {}
+    aid = folds.get("fold_final") or next(iter(folds.values()), None)
+    if isinstance(aid, list):
+        aid = aid[0] if aid else None
+    if not aid:
+        return []
+    fitted = store.load_artifact(aid)
+    steps = getattr(fitted, "steps", None)
+    if not steps:
+        return []
+    return [(type(step).__name__, step) for _, step in steps[:-1] if step != "passthrough"]
 
 
 # -- compare -------------------------------------------------------------------------------

@@ -1,0 +1,130 @@
+"""`store.array_store` as nirs4all 0.8.x calls it, over the store's `prediction_arrays` table.
+
+nirs4all's own ArrayStore keeps one Parquet file per dataset under `arrays/`; here the
+arrays live in the database beside their prediction (one transaction, deleted with it), and
+this class only speaks the calls nirs4all makes: `save_batch(records)` from
+`Predictions.flush`, `load_single` / `load_batch` when a workspace is reopened, `stats()`
+for `Predictions.store_stats()`, `delete_batch`, `list_datasets`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nirs4all_store.repositories import PredictionRepository
+from nirs4all_store.validation import uuid_or_none
+
+if TYPE_CHECKING:
+    from nirs4all_store.integrations.nirs4all_store import Nirs4allWorkspaceStore
+
+__all__ = ["Nirs4allArrayStore", "stored_prediction_id"]
+
+#: uuid5 namespace of nirs4all prediction ids that are not UUIDs (fixed: stored ids depend on it).
+_NAMESPACE = uuid.UUID("1d3cbbb0-3a53-4f1e-9a57-6e69727334a1")
+_ARRAYS = ("y_true", "y_pred", "y_proba", "sample_indices", "weights")
+
+
+def stored_prediction_id(prediction_id: str) -> str:
+    """The UUID under which a nirs4all prediction id is stored.
+
+    nirs4all 0.8 ids are 16-character prefixes of a UUID (`str(uuid4())[:16]`); this store
+    keys predictions by native UUIDs (DuckDB, revision 0005: 3x faster run deletes). A UUID
+    is kept as it is; any other id maps to its deterministic `uuid5`, so the same nirs4all id
+    always finds the same row.
+    """
+    canonical = uuid_or_none(prediction_id)
+    if canonical is not None:
+        return canonical
+    if not isinstance(prediction_id, str) or not prediction_id:
+        raise ValueError(f"prediction_id must be a non-empty id string, got {prediction_id!r}")
+    return str(uuid.uuid5(_NAMESPACE, prediction_id))
+
+
+def _flat(value: Any, dtype: Any) -> np.ndarray | None:
+    if value is None:
+        return None
+    array = np.asarray(value, dtype=dtype)
+    return array.reshape(-1) if array.ndim == 2 and array.shape[1] == 1 else array
+
+
+class Nirs4allArrayStore:
+    """The `ArrayStore` calls of nirs4all 0.8.x, backed by the store's database."""
+
+    def __init__(self, store: Nirs4allWorkspaceStore) -> None:
+        self._store = store
+
+    @property
+    def arrays_dir(self) -> Path:
+        """Where nirs4all's own store would keep Parquet files (unused here)."""
+        return self._store.workspace_path / "arrays"
+
+    def save_batch(self, records: Sequence[dict[str, Any]]) -> int:
+        """Attach y_true / y_pred / y_proba / sample_indices / weights to stored predictions
+        (replacing arrays they had), in one transaction. Returns the rows written."""
+        written = 0
+        with self._store.transaction():
+            for record in records:
+                pid = stored_prediction_id(record["prediction_id"])
+                arrays = {
+                    "y_true": _flat(record.get("y_true"), np.float64),
+                    "y_pred": _flat(record.get("y_pred"), np.float64),
+                    "y_proba": record.get("y_proba"),
+                    "sample_indices": _flat(record.get("sample_indices"), np.int64),
+                    "weights": _flat(record.get("weights"), np.float64),
+                }
+                if all(v is None for v in arrays.values()):
+                    continue
+                self._store.save_prediction_arrays(pid, **arrays)
+                written += 1
+        return written
+
+    def load_batch(
+        self, prediction_ids: Iterable[str], dataset_name: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """`{prediction_id: {y_true, y_pred, y_proba, sample_indices, weights}}` of the ids
+        that have arrays (keyed by the ids as given)."""
+        result: dict[str, dict[str, Any]] = {}
+        for given in prediction_ids:
+            row = self._store.get_prediction(stored_prediction_id(given), load_arrays=True)
+            if row is None or (dataset_name is not None and row["dataset_name"] != dataset_name):
+                continue
+            arrays = {name: row.get(name) for name in _ARRAYS}
+            if any(v is not None for v in arrays.values()):
+                result[given] = {**arrays, "sample_metadata": None}
+        return result
+
+    def load_single(
+        self, prediction_id: str, dataset_name: str | None = None
+    ) -> dict[str, Any] | None:
+        """The arrays of one prediction, None when it has none."""
+        return self.load_batch([prediction_id], dataset_name).get(prediction_id)
+
+    def delete_batch(self, prediction_ids: Iterable[str], dataset_name: str | None = None) -> int:
+        """Remove the arrays of these predictions (the predictions stay)."""
+        ids = [stored_prediction_id(p) for p in prediction_ids]
+        with self._store.transaction() as session:
+            return PredictionRepository(session).delete_arrays(ids)
+
+    def list_datasets(self) -> list[str]:
+        """Names of the datasets that have prediction arrays."""
+        return sorted(self._dataset_rows())
+
+    def stats(self) -> dict[str, Any]:
+        """`{total_files, total_rows, total_bytes, datasets: {name: {rows, bytes}}}` (no files
+        here: `total_files` is 0 and bytes are not measured)."""
+        counts = self._dataset_rows()
+        return {
+            "total_files": 0,
+            "total_rows": sum(counts.values()),
+            "total_bytes": 0,
+            "datasets": {name: {"rows": n, "bytes": 0} for name, n in counts.items()},
+        }
+
+    def _dataset_rows(self) -> dict[str, int]:
+        with self._store.transaction() as session:
+            return PredictionRepository(session).array_counts_by_dataset()

@@ -1,0 +1,97 @@
+"""The read calls of nirs4all 0.8.x's store: its signatures, polars frames, JSON as text.
+
+A mixin placed before `WorkspaceStore` in `Nirs4allWorkspaceStore`'s bases: each call maps
+nirs4all's arguments (positional ones included, in the reference's order) onto this
+library's call and turns the Arrow result into the polars frame nirs4all reads.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from nirs4all_store.integrations.nirs4all_sql import arrow_to_polars
+
+__all__ = ["CHAIN_JSON", "Nirs4allReads"]
+
+CHAIN_JSON = (
+    "steps", "fold_artifacts", "shared_artifacts", "branch_path", "best_params", "cv_scores",
+    "final_scores",
+)  # fmt: skip
+PIPELINE_JSON = ("expanded_config", "generator_choices")
+PREDICTION_JSON = ("scores", "best_params")
+RUN_JSON = ("config", "datasets", "summary")
+_QUERY_ARGS = (
+    "dataset_name", "model_class", "partition", "fold_id", "branch_id", "pipeline_id", "run_id",
+    "task_type", "limit", "offset",
+)  # fmt: skip
+_TOP_ARGS = ("n", "metric", "ascending", "partition", "dataset_name", "task_type", "group_by")
+_RUNS_ARGS = ("status", "dataset", "project_id", "limit", "offset")
+
+
+def _named(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    if len(args) > len(names):
+        raise TypeError(f"at most {len(names)} positional arguments ({names}), got {len(args)}")
+    return {**dict(zip(names, args, strict=False)), **kwargs}
+
+
+class Nirs4allReads:
+    """`list_pipelines`, `list_runs`, logs, `query_predictions`, `top_predictions`."""
+
+    def list_pipelines(
+        self, run_id: str | None = None, dataset_name: str | None = None, **kwargs: Any
+    ) -> Any:
+        """Pipelines (newest first) as a polars DataFrame, JSON columns as text."""
+        table = super().list_pipelines(run_id, dataset_name, **kwargs)  # type: ignore[misc]
+        return arrow_to_polars(table, PIPELINE_JSON)
+
+    def list_runs(self, *args: Any, **kwargs: Any) -> Any:
+        """Runs (`status`, `dataset`, `limit`, `offset` as nirs4all passes them) as a polars
+        DataFrame. `dataset` keeps the runs that name that dataset; projects are not
+        supported yet (a `project_id` is refused)."""
+        given = _named(_RUNS_ARGS, args, kwargs)
+        dataset, project_id = given.pop("dataset", None), given.pop("project_id", None)
+        if project_id is not None:
+            raise NotImplementedError("projects are not supported yet (docs/nirs4all.md)")
+        limit, offset = given.pop("limit", 100), given.pop("offset", 0)
+        if dataset is None:
+            table = super().list_runs(limit=limit, offset=offset, **given)  # type: ignore[misc]
+            return arrow_to_polars(table, RUN_JSON)
+        table = super().list_runs(limit=None, **given)  # type: ignore[misc]
+        keep = [i for i, d in enumerate(table.column("datasets").to_pylist()) if _names(d, dataset)]
+        end = None if limit is None else offset + limit
+        return arrow_to_polars(table.take(pa.array(keep[offset:end], pa.int64())), RUN_JSON)
+
+    def get_pipeline_log(self, pipeline_id: str) -> Any:
+        """A pipeline's log entries as a polars DataFrame."""
+        return arrow_to_polars(super().get_pipeline_log(pipeline_id), ("details",))  # type: ignore[misc]
+
+    def get_run_log_summary(self, run_id: str) -> Any:
+        """Per-pipeline log totals of a run as a polars DataFrame."""
+        return arrow_to_polars(super().get_run_log_summary(run_id))  # type: ignore[misc]
+
+    def query_predictions(self, *args: Any, **kwargs: Any) -> Any:
+        """Predictions matching the filters (None means no filter), as a polars DataFrame."""
+        given = {k: v for k, v in _named(_QUERY_ARGS, args, kwargs).items() if v is not None}
+        table = super().query_predictions(**given)  # type: ignore[misc]
+        return arrow_to_polars(table, PREDICTION_JSON)
+
+    def top_predictions(self, *args: Any, **kwargs: Any) -> Any:
+        """The best predictions, as a polars DataFrame (`task_type` filters)."""
+        given = _named(_TOP_ARGS, args, kwargs)
+        if given.get("task_type") is None:
+            given.pop("task_type", None)
+        table = super().top_predictions(**given)  # type: ignore[misc]
+        return arrow_to_polars(table, PREDICTION_JSON)
+
+
+def _names(datasets: Any, wanted: str) -> bool:
+    """Whether a run's `datasets` JSON (a list of names or of {"name": ...}) names `wanted`."""
+    if isinstance(datasets, str):
+        datasets = json.loads(datasets)
+    for item in datasets or []:
+        if item == wanted or (isinstance(item, dict) and item.get("name") == wanted):
+            return True
+    return False
