@@ -330,7 +330,7 @@ def create_app(
     workspace: str | Path | None = None,
     url: str | None = None,
     *,
-    lock_timeout: float = 2.0,
+    lock_timeout: float = 5.0,
     allowed_hosts: list[str] | None = None,
 ) -> Starlette:
     """The dashboard of a workspace folder (DuckDB) or of `url` (artifacts in the folder).

@@ -36,7 +36,7 @@ class Source:
 
     workspace: Path
     url: str | None = None
-    lock_timeout: float = 2.0
+    lock_timeout: float = 5.0
 
     @classmethod
     def of(cls, workspace: str | os.PathLike[str] | None, url: str | None, **kw: Any) -> Source:
