@@ -74,7 +74,7 @@ def test_reading_commands_refuse_a_missing_workspace_and_name_the_nearest(
     typo = ws.parent / "workspaec"
     code, out, err = cli(capsys, *argv, "--workspace", str(typo))
     assert code == 1 and out == ""
-    assert f"no workspace at {typo}" in err and f"did you mean --workspace {ws}" in err.lower()
+    assert f"no workspace at {typo}" in err and f"Did you mean --workspace {ws}" in err
     assert not typo.exists()  # nothing created
 
 
