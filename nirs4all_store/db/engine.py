@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +26,18 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
-from nirs4all_store.errors import WorkspaceLockedError
+from nirs4all_store.db.duckdb.file_lock import (
+    IDLE_RELEASE_SECONDS,
+    IdleRelease,
+    LockRequest,
+    install_lock_wait,
+)
 from nirs4all_store.types import json_text
 
 URL_ENV_VAR = "NIRS4ALL_STORE_URL"
 DB_FILENAME = "store.duckdb"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-#: Idle time after which a DuckDB engine lets the file go (hold_lock=None): longer than the
-#: gap between the calls of a recording loop, far shorter than a reader's lock_timeout.
-IDLE_RELEASE_SECONDS = 0.25
 
-_LOCK_PID = re.compile(r"PID (\d+)")
 
 
 def json_serializer(value: Any) -> str:
@@ -133,82 +132,11 @@ def _duckdb_engine(
     # held, which is what slows run()'s training thread while its writer records. Its SQL
     # comes from the PostgreSQL compiler, which caches; the whole suite runs with it on.
     engine.dialect._supports_statement_cache = True  # this engine only
-    _install_duckdb_lock_wait(engine, lock_timeout)
+    request = LockRequest.beside(database_file(url))
+    install_lock_wait(engine, lock_timeout, request)
     if hold_lock is None:
-        IdleRelease(engine, IDLE_RELEASE_SECONDS)
+        IdleRelease(engine, IDLE_RELEASE_SECONDS, request)
     return engine
-
-
-class IdleRelease:
-    """Keep a DuckDB file open while an engine is in use, and let it go `seconds` after.
-
-    The engine runs on a NullPool (each call connects and closes) plus one idle "anchor"
-    connection: while the anchor is open, DuckDB keeps the database instance, so a call's
-    connect is cheap (measured: 7.6 ms per insert with the anchor, 10.3 ms on a QueuePool,
-    97 ms without either); closing the anchor after `seconds` without use frees the file
-    for other processes. DuckDB counts connections per instance, so closing the anchor
-    while a call runs is safe (the instance closes with the last connection), and no pool
-    bookkeeping is touched (an earlier QueuePool.dispose() from a timer raced with checkouts
-    and corrupted the pool's counts). `engine.dispose()` closes the anchor at once.
-    """
-
-    def __init__(self, engine: Engine, seconds: float) -> None:
-        self.engine = engine
-        self.seconds = seconds
-        # Re-entrant: closing the anchor checks it in, which calls _checked_in in this thread.
-        self._lock = threading.RLock()
-        self._last = 0.0
-        self._anchor: Any = None
-        self._busy = False  # opening or closing the anchor (its own events are ignored)
-        self._timer: threading.Timer | None = None
-        event.listen(engine, "checkin", self._checked_in)
-        event.listen(engine, "engine_disposed", lambda _engine: self.release())
-
-    def _checked_in(self, *_: Any) -> None:
-        with self._lock:
-            if self._busy:
-                return
-            self._last = time.monotonic()
-            if self._anchor is None:
-                self._busy = True
-                try:
-                    self._anchor = self.engine.raw_connection()
-                finally:
-                    self._busy = False
-            if self._timer is None:
-                self._schedule(self.seconds)
-
-    def _schedule(self, delay: float) -> None:
-        timer = threading.Timer(delay, self._fire)
-        timer.daemon = True
-        self._timer = timer
-        timer.start()
-
-    def _fire(self) -> None:
-        with self._lock:
-            self._timer = None
-            idle = time.monotonic() - self._last
-            if idle < self.seconds:
-                self._schedule(self.seconds - idle)
-                return
-            self._close_anchor()
-
-    def release(self) -> None:
-        """Close the anchor now (the file is free once no call is running)."""
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._close_anchor()
-
-    def _close_anchor(self) -> None:
-        anchor, self._anchor = self._anchor, None
-        if anchor is not None:
-            self._busy = True
-            try:
-                anchor.close()
-            finally:
-                self._busy = False
 
 
 def server_pool_settings(pool: dict[str, Any] | None) -> dict[str, Any]:
@@ -319,49 +247,6 @@ def configure_sqlite(engine: Engine, *, read_only: bool = False) -> None:
     def _on_begin(conn: Any) -> None:
         reading = read_only or conn.get_execution_options().get(READ_OPTION, False)
         conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
-
-
-def is_lock_error(exc: BaseException) -> bool:
-    text = str(exc)
-    return "Could not set lock on file" in text or "Conflicting lock" in text
-
-
-def lock_holder_pid(exc: BaseException) -> int | None:
-    match = _LOCK_PID.search(str(exc))
-    return int(match.group(1)) if match else None
-
-
-def locked_error(path: str, exc: BaseException, waited: float) -> WorkspaceLockedError:
-    pid = lock_holder_pid(exc)
-    holder = f"process {pid}" if pid else "another process"
-    return WorkspaceLockedError(
-        f"workspace database {path} is locked by {holder} (waited {waited:.1f}s). "
-        "DuckDB admits one writing process per file: close the other process, or use "
-        "SQLite/PostgreSQL (url=... or NIRS4ALL_STORE_URL) for parallel writers.",
-        path=path,
-        pid=pid,
-    )
-
-
-def _install_duckdb_lock_wait(engine: Engine, lock_timeout: float) -> None:
-    """Retry opening a locked DuckDB file with back-off until `lock_timeout` seconds."""
-    path = engine.url.database or ":memory:"
-
-    @event.listens_for(engine, "do_connect")
-    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
-        start = time.monotonic()
-        delay = 0.02
-        while True:
-            try:
-                return dialect.connect(*cargs, **cparams)
-            except Exception as exc:
-                if not is_lock_error(exc):
-                    raise
-                waited = time.monotonic() - start
-                if waited >= lock_timeout:
-                    raise locked_error(path, exc, waited) from exc
-                time.sleep(min(delay, max(lock_timeout - waited, 0.0)))
-                delay = min(delay * 2, 0.5)
 
 
 def url_from_env() -> str | None:

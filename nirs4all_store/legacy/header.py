@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from nirs4all_store.db.engine import is_lock_error, locked_error
+from nirs4all_store.db.duckdb.file_lock import is_lock_error, locked_error
 from nirs4all_store.errors import AdoptionError
 
 __all__ = [

@@ -3,7 +3,8 @@
     python dashboard_writer.py WORKSPACE MODE N_PIPELINES [URL]
 
 MODE: `default` (run() opens the workspace itself, as users do), `release` (a store opened
-with hold_lock=False, which frees the DuckDB file between transactions) or `url` (a store
+with hold_lock=False, which frees the DuckDB file between transactions), `hold` (a store
+opened with hold_lock=True, which keeps the file for the whole run) or `url` (a store
 on the database URL: SQLite or PostgreSQL). Prints "started" and, at the end, "done RUN_ID".
 """
 
@@ -23,6 +24,8 @@ def main() -> None:
     store = None
     if mode == "release":
         store = n4s.WorkspaceStore(workspace, hold_lock=False, lock_timeout=60)
+    elif mode == "hold":
+        store = n4s.WorkspaceStore(workspace, hold_lock=True, lock_timeout=60)
     elif mode == "url":
         store = n4s.WorkspaceStore(workspace, url=sys.argv[4])
     print("started", flush=True)
