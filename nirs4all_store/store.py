@@ -25,6 +25,7 @@ from nirs4all_store.facade.results import ResultCalls
 from nirs4all_store.facade.runs import RunCalls
 from nirs4all_store.facade.status import StatusCalls
 from nirs4all_store.facade.workbench import WorkbenchCalls
+from nirs4all_store.facade.write_behind import WriteBehind
 from nirs4all_store.opening import OpenOptions, open_engine
 
 ARTIFACTS_DIRNAME = "artifacts"
@@ -51,6 +52,7 @@ class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, StatusCalls, Workbenc
         read_only: bool = False,
         schema: str | None = None,
         pool: dict[str, Any] | None = None,
+        write_behind: bool = False,
     ) -> None:
         if workspace is not None and engines.looks_like_url(workspace):
             if url is not None:
@@ -96,24 +98,42 @@ class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, StatusCalls, Workbenc
             sessionmaker(self.engine, expire_on_commit=False), read_only=self.read_only
         )
         self.vault = ArtifactVault(self.artifacts_path, self.path or self.artifacts_path, self._uow)
+        if write_behind:
+            if self.read_only:
+                raise ValueError("write_behind=True needs a writable store (read_only=True given)")
+            self._behind = WriteBehind(
+                lambda batch: self._uow.run(batch.flush, "write-behind flush")
+            )
 
     # -- opening -------------------------------------------------------------------------
     @property
     def url(self) -> URL:
+        """The database URL this store opened."""
         return self.engine.url
 
     @property
     def db_file(self) -> Path | None:
+        """The database file (DuckDB / SQLite), None for a server database."""
         return engines.database_file(self.engine.url)
 
     # -- lifecycle -----------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write the row calls queued so far (write-behind, or inside `transaction()`)."""
+        self._check_open()
+        self._sync()
+
     def close(self) -> None:
-        """Release the database (and its file lock); closing twice is fine."""
+        """Write what is queued, then release the database (and its file lock); closing
+        twice is fine. A failed write-behind flush is raised here, after the release."""
         if self._closed:
             return
-        self._closed = True
-        if self._owns_engine:
-            self.engine.dispose()
+        try:
+            if self._behind is not None:
+                self._behind.close()
+        finally:
+            self._closed = True
+            if self._owns_engine:
+                self.engine.dispose()
 
     def __enter__(self) -> WorkspaceStore:
         return self
@@ -127,8 +147,15 @@ class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, StatusCalls, Workbenc
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """Group many calls into one commit (all or nothing); yields the Session."""
+        """Group many calls into one commit (all or nothing); yields the Session.
+
+        Row calls inside it (begin/complete_pipeline, save_chain(s), save_prediction(s),
+        save_prediction_arrays, log_step(s), save_logs) are checked at once and written in
+        bulk before the commit, or before any read or other write made through the store;
+        SQL run directly on the yielded Session sees them after `store.flush()`."""
         self._check_open()
+        if self._uow.current is None:
+            self._sync()  # write-behind rows go first: they were called first
         outermost = self._uow.current is None
         with self._uow.transaction() as session:
             pending = session.info.setdefault(PENDING_UNLINKS, [])

@@ -32,7 +32,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from nirs4all_store.workbench.bundle import predict
     from nirs4all_store.workbench.training import run
     from nirs4all_store.workbench.training.datasets import synthetic_nirs
+    from nirs4all_store.workbench.training.parallel import check_n_jobs
 
+    try:
+        check_n_jobs(args.n_jobs)  # before the workspace is created
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     dataset = synthetic_nirs(args.samples, args.wavelengths, seed=args.seed, test_fraction=0.25)
     pipelines = load_pipeline_spec("demo")
     store = open_store(args, create=True)
@@ -44,6 +49,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             name="demo",
             cv=args.cv,
             random_state=args.seed,
+            n_jobs=args.n_jobs,
             verbose=0 if args.json else 1,
         )
         bundle_path = store.exports_path() / "best.n4a"

@@ -9,6 +9,8 @@ absolute path it wrote.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from nirs4all_store.cli.output import emit, output_path, short
 from nirs4all_store.cli.workspace import find_id, find_run, open_store, require_workspace, store_url
 from nirs4all_store.durable import atomic_write
 from nirs4all_store.workbench.exports import export_file_name
+from nirs4all_store.workbench.training.dataset_files import DELIMITER
 
 
 def _chain_of_pipeline(store: Any, pipeline_id: str) -> str:
@@ -90,7 +93,10 @@ def cmd_export_predictions(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from nirs4all_store.workbench.bundle import load_bundle
-    from nirs4all_store.workbench.training.datasets import DatasetError, parse_spectra_table
+    from nirs4all_store.workbench.training.dataset_files import (
+        DatasetError,
+        read_spectra_with_ids,
+    )
 
     csv_path = Path(args.csv).expanduser()
     if not csv_path.is_file():
@@ -99,25 +105,44 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not bundle_path.is_file():
         raise CliError(f"{bundle_path.resolve()}: no such bundle file")
     try:
-        X, _wavelengths, _ = parse_spectra_table(csv_path, x_file=True)
+        table = read_spectra_with_ids(csv_path, getattr(args, "id_column", None))
     except DatasetError as exc:
         raise CliError(str(exc)) from None
-    y_hat = np.asarray(load_bundle(bundle_path).predict(X))
+    try:  # the header row's wavelengths must be the bundle's axis (SpectralAxisError)
+        y_hat = np.asarray(load_bundle(bundle_path).predict(table.values, table.wavelengths))
+    except ValueError as exc:
+        raise CliError(f"{csv_path}: {exc}") from None
     values = y_hat.reshape(len(y_hat), -1)[:, 0]
-    lines = "\n".join(repr(v.item()) for v in values)
+    texts = [repr(v.item()) for v in values]
+    data: dict[str, Any] = {"n": len(y_hat), "predictions": values.tolist()}
+    if table.ids is not None:
+        data.update(id_column=table.id_name, ids=table.ids)
     if args.output:
         out = output_path(args.output)
         assert out is not None
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(out, ("y_pred\n" + lines + "\n").encode("utf-8"))
-        emit(
-            args,
-            {"output": str(out), "n": len(y_hat), "predictions": values.tolist()},
-            f"wrote {len(y_hat)} predictions to {out}",
-        )
+        atomic_write(out, _predictions_csv(texts, table.ids, table.id_name, header=True))
+        emit(args, {"output": str(out), **data}, f"wrote {len(y_hat)} predictions to {out}")
     else:
-        emit(args, {"output": None, "n": len(y_hat), "predictions": values.tolist()}, lines)
+        lines = _predictions_csv(texts, table.ids, table.id_name, header=False)
+        emit(args, {"output": None, **data}, lines.decode("utf-8").rstrip("\n"))
     return 0
+
+
+def _predictions_csv(
+    texts: list[str], ids: list[str] | None, id_name: str | None, *, header: bool
+) -> bytes:
+    """`y_pred` lines, with the id column first (`;`-separated, quoted when needed) when the
+    input had one; the header row only for a file."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=DELIMITER, lineterminator="\n")
+    if header:
+        writer.writerow(["y_pred"] if ids is None else [id_name or "id", "y_pred"])
+    rows = (
+        [[t] for t in texts] if ids is None else [[i, t] for i, t in zip(ids, texts, strict=True)]
+    )
+    writer.writerows(rows)
+    return buf.getvalue().encode("utf-8")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -105,6 +105,7 @@ def _add_training(add: AddCommand) -> None:
     p.add_argument("--wavelengths", type=int, default=500)
     p.add_argument("--cv", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-jobs", type=int, default=None, help="parallel fits (joblib; -1: all cores)")
 
     p = add("run", cmd_run, "train pipelines on nirs4all dataset folder(s)")
     p.add_argument(
@@ -222,6 +223,13 @@ def _add_exports(add: AddCommand) -> None:
     )
     p.add_argument("bundle", metavar="BUNDLE", help=".n4a bundle (from export-chain)")
     p.add_argument("csv", metavar="CSV", help=";-separated spectra, one per row, header optional")
+    p.add_argument(
+        "--id-column",
+        default=None,
+        metavar="NAME",
+        help="the header's column of sample ids, kept and written beside the predictions "
+        "(default: a first column of text is taken as ids)",
+    )
     p.add_argument(
         "--output", "-o", default=None, help="write the predictions to this CSV file (else stdout)"
     )

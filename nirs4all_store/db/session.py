@@ -80,6 +80,16 @@ def translate(exc: BaseException, what: str) -> StoreError:
     return DatabaseError(f"{what} failed: {message}")
 
 
+#: Session.info key: functions an explicit transaction runs, in order, just before it commits
+#: (the facade's write-behind queue flushes there).
+BEFORE_COMMIT = "nirs4all_store.before_commit"
+
+
+def before_commit(session: Session, hook: Callable[[Session], None]) -> None:
+    """Run `hook(session)` when `session`'s explicit transaction is about to commit."""
+    session.info.setdefault(BEFORE_COMMIT, []).append(hook)
+
+
 class UnitOfWork:
     """Runs functions in transactions; nested calls join the thread's open transaction."""
 
@@ -114,6 +124,8 @@ class UnitOfWork:
             try:
                 with session.begin():
                     yield session
+                    for hook in session.info.pop(BEFORE_COMMIT, ()):
+                        hook(session)
             except Exception as exc:
                 if is_driver_error(exc):
                     raise translate(exc, what) from exc

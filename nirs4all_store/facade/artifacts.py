@@ -49,11 +49,14 @@ class ArtifactCalls(FacadeBase):
         keys (`obj` required, `format` defaults to "joblib"). Returns the ids in order.
         """
         self._check_writable("save_artifacts")
-        return self.vault.save_many(items)
+        ids = self.vault.save_many(items)
+        self._known_artifacts(ids)
+        return ids
 
     def get_artifact(self, artifact_id: str) -> dict[str, Any] | None:
         """The artifact's row (path, hash, format, size, reference count), or None."""
         self._check_open()
+        self._sync()  # its reference count counts the chains queued before this call
         return self.vault.get(artifact_id)
 
     def get_artifact_path(self, artifact_id: str) -> Path:
@@ -69,6 +72,7 @@ class ArtifactCalls(FacadeBase):
     def list_artifacts(self, limit: int | None = None, offset: int = 0) -> pa.Table:
         """Artifact rows, oldest first (`count_artifacts()` is the total to page through)."""
         self._check_open()
+        self._sync()
         limit, offset = check_page(limit, offset)
         table = self.vault.list()
         return table.slice(offset, limit) if (limit is not None or offset) else table
@@ -117,7 +121,11 @@ class ArtifactCalls(FacadeBase):
             self._check_open()
         else:
             self._check_writable("gc_artifacts")
-        return self.vault.gc(grace_seconds, dry_run)
+        self._sync()  # queued chains hold references too
+        try:
+            return self.vault.gc(grace_seconds, dry_run)
+        finally:
+            self._forget_artifacts()
 
     def verify(
         self,
@@ -132,9 +140,14 @@ class ArtifactCalls(FacadeBase):
         database) unless `force=True`.
         """
         self._check_open()
-        return verify_vault(self.vault, repair=repair, grace_seconds=grace_seconds, force=force)
+        self._sync()
+        try:
+            return verify_vault(self.vault, repair=repair, grace_seconds=grace_seconds, force=force)
+        finally:
+            self._forget_artifacts()
 
     def vacuum(self) -> dict[str, Any]:
         """Reclaim space (DuckDB: copy into a fresh file and swap atomically)."""
         self._check_writable("vacuum")
+        self._sync()
         return vacuum_database(self.engine, owns_engine=self._owns_engine)

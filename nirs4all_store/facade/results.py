@@ -60,6 +60,8 @@ class ResultCalls(FacadeBase):
         pipelines costs a few statements, not a few per chain. Returns the ids in order.
         """
         rows = [ChainRepository.validate(**record) for record in as_records(records)]
+        if self._queueing("save_chains"):
+            return self._enqueue("save_chains", lambda q, look: q.add_chains(rows, look))
 
         def work(s: Session) -> list[str]:
             pipeline_ids = {r["pipeline_id"] for r, _ in rows}
@@ -134,6 +136,9 @@ class ResultCalls(FacadeBase):
         arrays = validate_arrays(prediction_id, locals())
         if arrays is None:
             raise ValueError("save_prediction_arrays needs at least one array")
+        if self._queueing("save_prediction_arrays"):
+            self._enqueue("save_prediction_arrays", lambda q, look: q.add_arrays(arrays, look))
+            return
 
         def work(s: Session) -> None:
             repo = PredictionRepository(s)
@@ -162,6 +167,10 @@ class ResultCalls(FacadeBase):
             arr = validate_arrays(row["prediction_id"], record)
             if arr is not None:
                 arrays.append(arr)
+        if self._queueing("save_predictions"):
+            return self._enqueue(
+                "save_predictions", lambda q, look: q.add_predictions(rows, arrays, look)
+            )
 
         def work(s: Session) -> list[str]:
             pipeline_ids = {r["pipeline_id"] for r in rows}

@@ -29,14 +29,17 @@ class RunCalls(FacadeBase):
         )
 
     def complete_run(self, run_id: str, summary: Any = None) -> None:
+        """Mark a run completed, with an optional JSON summary; KeyError for an unknown id."""
         self._run(
             "complete_run", lambda s: RunRepository(s).finish(run_id, "completed", summary=summary)
         )
 
     def fail_run(self, run_id: str, error: str) -> None:
+        """Mark a run failed with its error message; KeyError for an unknown id."""
         self._run("fail_run", lambda s: RunRepository(s).finish(run_id, "failed", error=error))
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """One run (JSON columns decoded, status as a reader reports it), None if unknown."""
         return self._read("get_run", lambda s: RunRepository(s).get(run_id))
 
     def list_runs(
@@ -70,6 +73,12 @@ class RunCalls(FacadeBase):
         `pipeline_id` lets a caller choose the id (e.g. to record the pipeline later or from
         another thread); by default a new UUID is made.
         """
+        if self._queueing("begin_pipeline"):
+            row = PipelineRepository.validate(
+                run_id, name, expanded_config, generator_choices, dataset_name, dataset_hash,
+                pipeline_id=pipeline_id,
+            )  # fmt: skip
+            return self._enqueue("begin_pipeline", lambda q, look: q.add_pipelines([row], look))[0]
 
         def work(s: Session) -> str:
             RunRepository(s).require(run_id)
@@ -95,6 +104,8 @@ class RunCalls(FacadeBase):
         `duration_ms`. KeyError (nothing written) for an unknown run. Returns the ids.
         """
         rows = [PipelineRepository.validate(**record) for record in as_records(records)]
+        if self._queueing("save_pipelines"):
+            return self._enqueue("save_pipelines", lambda q, look: q.add_pipelines(rows, look))
 
         def work(s: Session) -> list[str]:
             require_ids(s, RunRepository.table.c.run_id, {row["run_id"] for row in rows})
@@ -112,6 +123,15 @@ class RunCalls(FacadeBase):
         metric: str | None = None,
         duration_ms: float | None = None,
     ) -> None:
+        """Mark a pipeline completed with its best scores, metric and duration."""
+        if self._queueing("complete_pipeline"):
+            check_id("pipeline_id", pipeline_id)
+            values = PipelineRepository.completion(best_val, best_test, metric, duration_ms)
+            self._enqueue(
+                "complete_pipeline", lambda q, look: q.add_completion(pipeline_id, values, look)
+            )
+            return
+
         def work(s: Session) -> None:
             PipelineRepository(s).complete(pipeline_id, best_val, best_test, metric, duration_ms)
             StatusRepository(s).heartbeat_of_pipelines([pipeline_id])
@@ -130,6 +150,7 @@ class RunCalls(FacadeBase):
         self._run("fail_pipeline", work)
 
     def get_pipeline(self, pipeline_id: str) -> dict[str, Any] | None:
+        """One pipeline (JSON columns decoded), None if unknown."""
         return self._read("get_pipeline", lambda s: PipelineRepository(s).get(pipeline_id))
 
     def list_pipelines(
@@ -160,6 +181,12 @@ class RunCalls(FacadeBase):
         details: Any = None,
         level: str = "info",
     ) -> str:
+        """Record one step-log entry of a pipeline; returns its id."""
+        if self._queueing("log_step"):
+            entry = {k: v for k, v in locals().items() if k not in ("self", "pipeline_id")}
+            row = LogRepository.validate(pipeline_id, entry)
+            return self._enqueue("log_step", lambda q, look: q.add_logs([row], look))[0]
+
         def work(s: Session) -> str:
             PipelineRepository(s).require(pipeline_id)
             return LogRepository(s).create(
@@ -170,6 +197,9 @@ class RunCalls(FacadeBase):
 
     def log_steps(self, pipeline_id: str, entries: Sequence[Mapping[str, Any]]) -> list[str]:
         """Many `log_step` entries of one pipeline in one statement (keys as `log_step`)."""
+        if self._queueing("log_steps"):
+            rows = LogRepository.validate_many(as_records(entries, "entries"), pipeline_id)
+            return self._enqueue("log_steps", lambda q, look: q.add_logs(rows, look))
 
         def work(s: Session) -> list[str]:
             PipelineRepository(s).require(pipeline_id)
@@ -182,6 +212,9 @@ class RunCalls(FacadeBase):
         included. KeyError (nothing written) if a pipeline is unknown."""
         entries = as_records(entries, "entries")
         pipeline_ids = {check_id("pipeline_id", e.get("pipeline_id")) for e in entries}
+        if self._queueing("save_logs"):
+            rows = LogRepository.validate_many(entries)
+            return self._enqueue("save_logs", lambda q, look: q.add_logs(rows, look))
 
         def work(s: Session) -> list[str]:
             require_ids(s, PipelineRepository.table.c.pipeline_id, pipeline_ids)

@@ -108,6 +108,7 @@ class StatusCalls(FacadeBase):
         return self._read("count_predictions", lambda s: int(s.execute(query).scalar() or 0))
 
     def count_chains(self, pipeline_id: str | None = None) -> int:
+        """How many chains (of one pipeline when given)."""
         T = TABLES["chains"]
         query = sa.select(sa.func.count()).select_from(T)
         if pipeline_id is not None:
@@ -115,6 +116,7 @@ class StatusCalls(FacadeBase):
         return self._read("count_chains", lambda s: int(s.execute(query).scalar() or 0))
 
     def count_artifacts(self) -> int:
+        """How many artifact rows."""
         query = sa.select(sa.func.count()).select_from(TABLES["artifacts"])
         return self._read("count_artifacts", lambda s: int(s.execute(query).scalar() or 0))
 

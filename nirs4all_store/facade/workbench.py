@@ -31,14 +31,17 @@ class WorkbenchCalls(FacadeBase):
     def export_predictions_parquet(
         self, output_path: str | os.PathLike[str], include_arrays: bool = False, **filters: Any
     ) -> Path:
+        """Write the predictions matching `filters` to a Parquet file (see the workbench)."""
         return resolve("export_predictions_parquet")(
             self, output_path, include_arrays=include_arrays, **filters
         )
 
     def export_run(self, run_id: str, output_path: str | os.PathLike[str]) -> Path:
+        """Write a run with its pipelines and chains as YAML; returns the path."""
         return resolve("export_run")(self, run_id, output_path)
 
     def export_pipeline_config(self, pipeline_id: str, output_path: str | os.PathLike[str]) -> Path:
+        """Write a pipeline's expanded config as JSON; returns the path."""
         return resolve("export_pipeline_config")(self, pipeline_id, output_path)
 
     def exports_path(self) -> Path:

@@ -4,7 +4,9 @@ nirs4all's own ArrayStore keeps one Parquet file per dataset under `arrays/`; he
 arrays live in the database beside their prediction (one transaction, deleted with it), and
 this class only speaks the calls nirs4all makes: `save_batch(records)` from
 `Predictions.flush`, `load_single` / `load_batch` when a workspace is reopened, `stats()`
-for `Predictions.store_stats()`, `delete_batch`, `list_datasets`.
+for `Predictions.store_stats()`, `delete_batch`, `list_datasets`, and the per-dataset
+maintenance calls (`load_dataset`, `delete_dataset`, `compact`, `integrity_check`). Deletes
+take effect at once (no tombstones), so `compact` has nothing to rewrite.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nirs4all_store.repositories import PredictionRepository
+from nirs4all_store.repositories.datasets import DatasetRepository
 from nirs4all_store.validation import uuid_or_none
 
 if TYPE_CHECKING:
@@ -128,3 +131,88 @@ class Nirs4allArrayStore:
     def _dataset_rows(self) -> dict[str, int]:
         with self._store.transaction() as session:
             return PredictionRepository(session).array_counts_by_dataset()
+
+    # -- per-dataset maintenance ------------------------------------------------------------
+    def load_dataset(self, dataset_name: str) -> Any:
+        """Every prediction of the dataset that has arrays, as the polars DataFrame of
+        nirs4all's Parquet file (its columns; `y_proba` flattened with `y_proba_shape`).
+        FileNotFoundError, as there, when the dataset has no arrays."""
+        import polars as pl
+
+        with self._store.transaction() as session:
+            rows = DatasetRepository(session).rows_with_arrays(dataset_name)
+        if not rows:
+            raise FileNotFoundError(
+                f"no prediction arrays for dataset {dataset_name!r}; "
+                f"datasets with arrays: {self.list_datasets()}"
+            )
+        schema = _parquet_schema()
+        columns = {name: [_parquet_cell(name, row) for row in rows] for name in schema}
+        return pl.DataFrame(columns, schema=schema)
+
+    def delete_dataset(self, dataset_name: str) -> bool:
+        """Remove the arrays of every prediction of the dataset (the predictions stay, as
+        nirs4all's removal of the dataset's Parquet file leaves them). True if any existed."""
+        with self._store.transaction() as session:
+            return DatasetRepository(session).delete_arrays(dataset_name) > 0
+
+    def compact(self, dataset_name: str | None = None) -> dict[str, dict[str, Any]]:
+        """`{dataset: {rows_before, rows_after, rows_removed, bytes_before, bytes_after}}`:
+        deletes are immediate here, so nothing is removed (bytes are not measured: 0).
+        Space freed in the database is reclaimed by `store.vacuum()`."""
+        counts = self._dataset_rows()
+        names = [dataset_name] if dataset_name is not None else sorted(counts)
+        return {
+            name: {
+                "rows_before": counts[name],
+                "rows_after": counts[name],
+                "rows_removed": 0,
+                "bytes_before": 0,
+                "bytes_after": 0,
+            }
+            for name in names
+            if name in counts
+        }
+
+    def integrity_check(self, expected_ids: Iterable[str] | None = None) -> dict[str, Any]:
+        """`{orphan_ids, missing_ids, corrupt_files}` against `expected_ids` (nirs4all passes
+        the ids of `query_predictions()`): ids with arrays that were not expected, and
+        expected ids without arrays (as given). No files here: `corrupt_files` is empty."""
+        with self._store.transaction() as session:
+            stored = DatasetRepository(session).array_ids()
+        if expected_ids is None:
+            return {"orphan_ids": [], "missing_ids": [], "corrupt_files": []}
+        expected = {given: stored_prediction_id(given) for given in expected_ids}
+        return {
+            "orphan_ids": sorted(stored - set(expected.values())),
+            "missing_ids": sorted(g for g, pid in expected.items() if pid not in stored),
+            "corrupt_files": [],
+        }
+
+
+def _parquet_schema() -> dict[str, Any]:
+    """The columns of nirs4all 0.8's per-dataset Parquet files, in their order."""
+    import polars as pl
+
+    text, floats = pl.Utf8, pl.List(pl.Float64)
+    return {
+        "prediction_id": text, "dataset_name": text, "model_name": text, "fold_id": text,
+        "partition": text, "metric": text, "val_score": pl.Float64, "task_type": text,
+        "y_true": floats, "y_pred": floats, "y_proba": floats,
+        "y_proba_shape": pl.List(pl.Int32), "sample_indices": pl.List(pl.Int64),
+        "weights": floats, "sample_metadata": text,
+    }  # fmt: skip
+
+
+def _parquet_cell(name: str, row: dict[str, Any]) -> Any:
+    if name == "prediction_id":
+        return str(row[name])
+    if name == "sample_metadata":
+        return None
+    if name == "y_proba_shape":
+        proba = row["y_proba"]
+        return None if proba is None else list(np.shape(proba))
+    value = row[name]
+    if name in _ARRAYS:
+        return None if value is None else np.asarray(value).reshape(-1).tolist()
+    return value

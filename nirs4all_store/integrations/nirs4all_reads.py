@@ -48,19 +48,25 @@ class Nirs4allReads:
         return arrow_to_polars(table, PIPELINE_JSON)
 
     def list_runs(self, *args: Any, **kwargs: Any) -> Any:
-        """Runs (`status`, `dataset`, `limit`, `offset` as nirs4all passes them) as a polars
-        DataFrame. `dataset` keeps the runs that name that dataset; projects are not
-        supported yet (a `project_id` is refused)."""
+        """Runs, newest first (`status`, `dataset`, `project_id`, `limit`, `offset` as nirs4all
+        passes them), as a polars DataFrame. `dataset` keeps the runs that name that dataset
+        (an exact name, not the reference's substring match); `project_id` those of a
+        project."""
         given = _named(_RUNS_ARGS, args, kwargs)
         dataset, project_id = given.pop("dataset", None), given.pop("project_id", None)
-        if project_id is not None:
-            raise NotImplementedError("projects are not supported yet (docs/nirs4all.md)")
         limit, offset = given.pop("limit", 100), given.pop("offset", 0)
-        if dataset is None:
+        if dataset is None and project_id is None:
             table = super().list_runs(limit=limit, offset=offset, **given)  # type: ignore[misc]
             return arrow_to_polars(table, RUN_JSON)
         table = super().list_runs(limit=None, **given)  # type: ignore[misc]
-        keep = [i for i, d in enumerate(table.column("datasets").to_pylist()) if _names(d, dataset)]
+        datasets = table.column("datasets").to_pylist()
+        projects = table.column("project_id").to_pylist()
+        keep = [
+            i
+            for i in range(table.num_rows)
+            if (dataset is None or _names(datasets[i], dataset))
+            and (project_id is None or projects[i] == project_id)
+        ]
         end = None if limit is None else offset + limit
         return arrow_to_polars(table.take(pa.array(keep[offset:end], pa.int64())), RUN_JSON)
 

@@ -14,6 +14,10 @@ subclass bridges exactly the places where the two contracts differ, through the 
 - JSON that nirs4all cannot always encode (a live splitter object in the refit
   `expanded_config`) stored as `json.dumps(..., default=str)` would, as the reference does;
 - polars frames where nirs4all expects them, and `_fetch_pl(sql, params)` for its raw SQL.
+
+The leaderboard calls (chain summaries, aggregated predictions) are the mixin
+`nirs4all_summaries.Nirs4allSummaries`; projects, the cross-run artifact cache and
+`delete_dataset_predictions` are `nirs4all_projects.Nirs4allProjects`.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ import sqlalchemy as sa
 
 from nirs4all_store import WorkspaceStore
 from nirs4all_store.integrations.nirs4all_arrays import Nirs4allArrayStore, stored_prediction_id
+from nirs4all_store.integrations.nirs4all_projects import Nirs4allProjects
 from nirs4all_store.integrations.nirs4all_reads import CHAIN_JSON, Nirs4allReads
 from nirs4all_store.integrations.nirs4all_sql import arrow_to_polars, rewrite_sql, rows_to_polars
+from nirs4all_store.integrations.nirs4all_summaries import Nirs4allSummaries
 from nirs4all_store.repositories import ArtifactRepository, PredictionRepository
 from nirs4all_store.repositories.chain_summaries import ChainSummaryRepository
 from nirs4all_store.repositories.chains import artifact_refs
@@ -52,7 +58,7 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-class Nirs4allWorkspaceStore(Nirs4allReads, WorkspaceStore):
+class Nirs4allWorkspaceStore(Nirs4allSummaries, Nirs4allProjects, Nirs4allReads, WorkspaceStore):
     """A `WorkspaceStore` that nirs4all 0.8.x can use in place of its own.
 
     `Nirs4allWorkspaceStore(workspace_path)` opens the workspace as nirs4all does; the class

@@ -49,7 +49,7 @@ class LogRepository:
         details: Any = None,
         level: str = "info",
     ) -> str:
-        row = self._row(pipeline_id, locals())
+        row = self.validate(pipeline_id, locals())
         self.session.execute(sa.insert(T).values(**row))
         return row["log_id"]
 
@@ -58,21 +58,29 @@ class LogRepository:
     ) -> list[str]:
         """Insert many log rows with one executemany: all of `pipeline_id`, or each of the
         `pipeline_id` its entry names (parents are the caller's job)."""
+        rows = self.validate_many(entries, pipeline_id)
+        insert_rows(self.session, T, rows)
+        return [row["log_id"] for row in rows]
+
+    @classmethod
+    def validate_many(
+        cls, entries: Sequence[Mapping[str, Any]], pipeline_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Clean rows for `create_many`'s entries (unknown keys refused by name)."""
         allowed = set(_FIELDS) if pipeline_id is not None else {*_FIELDS, "pipeline_id"}
         unknown = {k for e in entries for k in e} - allowed
         if unknown:
             raise ValueError(
                 f"unknown log fields {sorted(unknown)}; expected some of {sorted(allowed)}"
             )
-        rows = [
-            self._row(pipeline_id if pipeline_id is not None else entry.get("pipeline_id"), entry)
+        return [
+            cls.validate(entry.get("pipeline_id") if pipeline_id is None else pipeline_id, entry)
             for entry in entries
         ]
-        insert_rows(self.session, T, rows)
-        return [row["log_id"] for row in rows]
 
     @staticmethod
-    def _row(pipeline_id: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    def validate(pipeline_id: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+        """A clean logs row for `entry` (keys as `log_step`) of pipeline `pipeline_id`."""
         return {
             "log_id": new_id(),
             "pipeline_id": check_id("pipeline_id", pipeline_id),

@@ -112,7 +112,19 @@ class PipelineRepository:
         metric: str | None,
         duration_ms: float | None,
     ) -> None:
-        values = {
+        self.apply_completion(
+            pipeline_id, self.completion(best_val, best_test, metric, duration_ms)
+        )
+
+    @staticmethod
+    def completion(
+        best_val: float | None,
+        best_test: float | None,
+        metric: str | None,
+        duration_ms: float | None,
+    ) -> dict[str, Any]:
+        """The checked column values of a completion (its time is the call's)."""
+        return {
             "status": "completed",
             "best_val": check_number("best_val", best_val),
             "best_test": check_number("best_test", best_test),
@@ -120,6 +132,9 @@ class PipelineRepository:
             "duration_ms": check_number("duration_ms", duration_ms),
             "completed_at": utcnow(),
         }
+
+    def apply_completion(self, pipeline_id: str, values: dict[str, Any]) -> None:
+        """Write a `completion`; KeyError for an unknown pipeline."""
         self._update(pipeline_id, values)
 
     def fail(self, pipeline_id: str, error: str) -> None:

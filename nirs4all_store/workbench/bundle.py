@@ -3,6 +3,7 @@
 Layout::
 
     manifest.json     format version, chain id, model class, task type, n_features,
+                      wavelengths (the fitted axis, or null when the data had none),
                       versions (python, numpy, scikit-learn, nirs4all-store), and for
                       every artifact its file, format and SHA-256
     chain.json        steps, model_step_idx, fold_artifacts, shared_artifacts, ...
@@ -34,9 +35,15 @@ import numpy as np
 from nirs4all_store.artifacts import files
 from nirs4all_store.durable import atomic_target
 from nirs4all_store.errors import BundleError
+from nirs4all_store.workbench.axis import recorded_axis
 from nirs4all_store.workbench.bundle_checks import check_member_name, read_json, read_member
 from nirs4all_store.workbench.exports import export_file_name, resolve_output
-from nirs4all_store.workbench.replay import artifact_ids, expected_features, replay_steps
+from nirs4all_store.workbench.replay import (
+    artifact_ids,
+    expected_features,
+    model_plan,
+    replay_steps,
+)
 
 if TYPE_CHECKING:
     from nirs4all_store.store import WorkspaceStore
@@ -127,10 +134,7 @@ def export_chain(
             "artifact_type": row.get("artifact_type"),
         }
 
-    n_features = None
-    if ids:  # the first object applied records how many features the chain was fitted on
-        first = entries[ids[0]]
-        n_features = expected_features(files.deserialize(payloads[first["file"]], first["format"]))
+    n_features, axis = _fitted_shape(chain, entries, payloads)
 
     manifest = {
         "bundle_format": BUNDLE_FORMAT,
@@ -144,6 +148,7 @@ def export_chain(
         "task_type": chain.get("task_type"),
         "dataset_name": chain.get("dataset_name"),
         "n_features": n_features,
+        "wavelengths": axis,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "versions": _versions(),
         "artifacts": entries,
@@ -163,6 +168,27 @@ def export_chain(
         for member, data in payloads.items():
             zf.writestr(member, data)
     return path
+
+
+def _fitted_shape(
+    chain: Mapping[str, Any], entries: Mapping[str, Any], payloads: Mapping[str, bytes]
+) -> tuple[int | None, list[float] | None]:
+    """(n_features, wavelength axis) the chain was fitted on: the width from the first object
+    applied, the axis from the first model object that records `wavelengths_` (run() sets it
+    on every fitted pipeline of a dataset with wavelengths)."""
+    ids = artifact_ids(chain)
+    if not ids:
+        return None, None
+
+    def load(artifact_id: str) -> Any:
+        entry = entries[artifact_id]
+        return files.deserialize(payloads[entry["file"]], entry["format"])
+
+    first = load(ids[0])
+    axis = recorded_axis(first)
+    if axis is None:
+        axis = recorded_axis(load(model_plan(chain)[0][1][-1]))
+    return expected_features(first), None if axis is None else axis.tolist()
 
 
 class Bundle:
@@ -193,8 +219,20 @@ class Bundle:
         value = self.manifest.get("n_features")
         return int(value) if isinstance(value, int) else None
 
+    @property
+    def wavelengths(self) -> np.ndarray | None:
+        """The wavelength axis the chain was fitted on (None: not recorded, old bundles)."""
+        value = self.manifest.get("wavelengths")
+        if not isinstance(value, list) or not value:
+            return None
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BundleError(f"bundle {self.path}: manifest wavelengths are not numbers") from None
+
     def predict(self, X: Any, wavelengths: Any = None, proba: bool = False) -> np.ndarray:
-        """Same contract as `WorkspaceStore.replay_chain`."""
+        """Same contract as `WorkspaceStore.replay_chain`: SpectralAxisError (a ValueError)
+        when X has another width, or `wavelengths` are not the bundle's axis."""
         return replay_steps(
             self.chain,
             self._objects.__getitem__,
@@ -202,6 +240,7 @@ class Bundle:
             wavelengths=wavelengths,
             proba=proba,
             n_features=self.n_features,
+            axis=self.wavelengths,
         )
 
     def __repr__(self) -> str:

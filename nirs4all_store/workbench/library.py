@@ -190,21 +190,27 @@ class PipelineLibrary:
 
 # -- runnable templates -------------------------------------------------------------------
 
-#: Short class names a template config may use (any importable dotted path works too).
+#: Short class names a template config or a CLI spec file may use (any importable dotted
+#: path works too): the one table of both.
 STEP_CLASSES = {
     "MinMaxScaler": "sklearn.preprocessing.MinMaxScaler",
     "StandardScaler": "sklearn.preprocessing.StandardScaler",
     "RobustScaler": "sklearn.preprocessing.RobustScaler",
+    "Normalizer": "sklearn.preprocessing.Normalizer",
     "PCA": "sklearn.decomposition.PCA",
     "SelectKBest": "sklearn.feature_selection.SelectKBest",
     "PLSRegression": "sklearn.cross_decomposition.PLSRegression",
     "Ridge": "sklearn.linear_model.Ridge",
+    "Lasso": "sklearn.linear_model.Lasso",
+    "ElasticNet": "sklearn.linear_model.ElasticNet",
     "LinearRegression": "sklearn.linear_model.LinearRegression",
     "LogisticRegression": "sklearn.linear_model.LogisticRegression",
     "SVR": "sklearn.svm.SVR",
     "SVC": "sklearn.svm.SVC",
     "RandomForestRegressor": "sklearn.ensemble.RandomForestRegressor",
     "RandomForestClassifier": "sklearn.ensemble.RandomForestClassifier",
+    "LinearDiscriminantAnalysis": "sklearn.discriminant_analysis.LinearDiscriminantAnalysis",
+    "KNeighborsClassifier": "sklearn.neighbors.KNeighborsClassifier",
     **{
         name: f"nirs4all_store.workbench.training.transforms.{name}"
         for name in ("SNV", "MSC", "SavitzkyGolay", "Detrend", "ALSBaseline")

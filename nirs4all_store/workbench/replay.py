@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nirs4all_store.workbench.axis import check_axis, recorded_axis
+
 if TYPE_CHECKING:
     from nirs4all_store.store import WorkspaceStore
 
@@ -175,11 +177,27 @@ def expected_features(obj: Any) -> int | None:
 
 
 def check_features(expected: int | None, given: int, chain_id: Any) -> None:
-    if expected is not None and expected != given:
-        raise ValueError(
-            f"X has {given} features but chain {chain_id} expects {expected} "
-            "(the number of features it was fitted on)"
-        )
+    """SpectralAxisError (a ValueError) when X's width is not the fitted one."""
+    check_axis(chain_id, given, None, expected, None)
+
+
+def check_fitted_shape(
+    chain_id: Any,
+    first: list[Any],
+    n_given: int,
+    wavelengths: np.ndarray | None,
+    n_features: int | None,
+    axis: Any,
+) -> None:
+    """SpectralAxisError unless X (`n_given` columns on `wavelengths`) fits the chain: the width
+    of the first object applied (else `n_features`), the `wavelengths_` one of the first
+    objects records (else `axis`, a bundle manifest's)."""
+    expected = expected_features(first[0]) if first else None
+    fitted_axis = next((a for a in map(recorded_axis, first) if a is not None), None)
+    if fitted_axis is None and axis is not None:
+        fitted_axis = np.asarray(axis, dtype=np.float64).reshape(-1)
+    n_expected = expected if expected is not None else n_features
+    check_axis(chain_id, n_given, wavelengths, n_expected, fitted_axis)
 
 
 def replay_steps(
@@ -189,13 +207,17 @@ def replay_steps(
     wavelengths: Any = None,
     proba: bool = False,
     n_features: int | None = None,
+    axis: Any = None,
 ) -> np.ndarray:
     """Predict with a chain description, loading fitted objects through `load(artifact_id)`.
 
     Returns shape (n_samples,) for single-target regression and for class labels,
     (n_samples, n_targets) for multi-target regression, and (n_samples, n_classes) with
     `proba=True`. `n_features` is a fallback for objects that do not record
-    `n_features_in_`. Each artifact is loaded once per call.
+    `n_features_in_`; `axis` one for the wavelength axis (a bundle's manifest) when the
+    objects do not record `wavelengths_`. SpectralAxisError (a ValueError) when X has another
+    width, or `wavelengths` differ from the recorded axis (see `workbench.axis`). Each
+    artifact is loaded once per call.
     """
     chain_id = chain.get("chain_id", "?")
     X, wl = _check_input(X, wavelengths)
@@ -216,8 +238,7 @@ def replay_steps(
         return cache[artifact_id]
 
     first_ids = [ids[0] for _, ids in pre if ids] + [ids[0] for _, ids in models]
-    expected = expected_features(get(first_ids[0])) if first_ids else None
-    check_features(expected if expected is not None else n_features, X.shape[1], chain_id)
+    check_fitted_shape(chain_id, [get(i) for i in first_ids], X.shape[1], wl, n_features, axis)
 
     for idx, ids in pre:
         for artifact_id in ids:

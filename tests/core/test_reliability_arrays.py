@@ -1,12 +1,24 @@
-"""Issue 15, item 11: the binary array paths (PostgreSQL: binary COPY built by numpy on write,
-`array_send` decoded by numpy on read) give back exactly what was saved, on every backend."""
+"""Issue 15, item 11: the binary array paths (DuckDB: Arrow both ways; PostgreSQL: binary COPY
+built by numpy on write, binary-format `array_send` decoded by numpy on read) give back
+exactly what was saved, on every backend; revision 0007 (STORAGE EXTERNAL on PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
 from helpers import prediction_record
+from sqlalchemy.engine import Engine
 
 from nirs4all_store import WorkspaceStore
+from nirs4all_store.db import migrate
+from nirs4all_store.db.engine import create_store_engine, duckdb_url
+from nirs4all_store.validation import ARRAY_FIELDS
 
 
 def test_arrays_round_trip_exactly(store: WorkspaceStore) -> None:
@@ -33,3 +45,161 @@ def test_arrays_round_trip_exactly(store: WorkspaceStore) -> None:
     one = store.get_prediction(ids[1], load_arrays=True)
     np.testing.assert_array_equal(one["y_true"], small["y_true"])
     assert one["y_true"].shape == (1,)
+
+
+def _bits(arr: np.ndarray) -> bytes:
+    return np.ascontiguousarray(arr).tobytes()
+
+
+def test_large_arrays_round_trip_bit_identical(store: WorkspaceStore, tmp_path: Path) -> None:
+    """2e6-item arrays take the binary paths (Arrow on DuckDB, COPY / binary array_send on
+    PostgreSQL): every bit comes back (NaN, +-inf, -0.0), with its shape and dtype, writable,
+    through `save_predictions`, `save_prediction_arrays` and the Parquet export."""
+    pipeline_id = store.begin_pipeline(store.begin_run("r"), "p", dataset_name="wheat")
+    n = 2_000_000
+    rng = np.random.default_rng(11)
+    y_true = rng.normal(size=n)
+    y_true[[0, 1, 2, 3, n - 1]] = [np.nan, np.inf, -np.inf, -0.0, 5e-324]
+    arrays = {
+        "y_true": y_true,
+        "y_pred": y_true[::-1].copy(),
+        "y_proba": rng.random((n, 2)),
+        "sample_indices": rng.integers(-(2**62), 2**62, size=n),
+        "weights": np.array([np.nan, 0.5]),
+    }
+    record = prediction_record(pipeline_id, None, n=n) | arrays
+    bare = prediction_record(pipeline_id, None, fold="fold_1", n=3)
+    for field in ("y_true", "y_pred", "sample_indices"):
+        bare[field] = None  # a prediction without arrays reads back as None everywhere
+    first, second = store.save_predictions([record, bare])
+
+    def check(got: dict[str, Any], expected: dict[str, np.ndarray]) -> None:
+        for field, value in expected.items():
+            assert got[field].dtype == value.dtype, field
+            assert got[field].shape == value.shape, field
+            assert _bits(got[field]) == _bits(value), field
+            assert got[field].flags.writeable, field
+
+    check(store.get_prediction(first, load_arrays=True), arrays)
+    assert all(store.get_prediction(second, load_arrays=True)[f] is None for f in arrays)
+
+    replaced = {"y_true": arrays["y_pred"], "y_proba": arrays["y_proba"][:, ::-1]}
+    store.save_prediction_arrays(first, **replaced)
+    got = store.get_prediction(first, load_arrays=True)
+    check(got, {k: np.ascontiguousarray(v) for k, v in replaced.items()})
+    assert got["y_pred"] is None and got["sample_indices"] is None
+
+    path = store.export_predictions_parquet(tmp_path / "p.parquet", include_arrays=True)
+    table = pq.read_table(path).to_pydict()
+    row = table["prediction_id"].index(first)
+    np.testing.assert_array_equal(table["y_true"][row], arrays["y_pred"])
+    assert table["y_true"][table["prediction_id"].index(second)] is None
+
+
+def test_many_small_and_one_large_prediction_in_one_call(store: WorkspaceStore) -> None:
+    """A batch of a few rows but many items goes through the bulk path in one piece."""
+    pipeline_id = store.begin_pipeline(store.begin_run("r"), "p", dataset_name="wheat")
+    records = [prediction_record(pipeline_id, None, fold=f"fold_{i}", n=5) for i in range(3)]
+    records.append(prediction_record(pipeline_id, None, fold="fold_big", n=300_000))
+    records[1]["y_proba"] = np.arange(10.0).reshape(5, 2)
+    ids = store.save_predictions(records)
+    for prediction_id, record in zip(ids, records, strict=True):
+        got = store.get_prediction(prediction_id, load_arrays=True)
+        assert _bits(got["y_true"]) == _bits(record["y_true"])
+        assert _bits(got["sample_indices"]) == _bits(np.asarray(record["sample_indices"]))
+        if "y_proba" in record:
+            np.testing.assert_array_equal(got["y_proba"], record["y_proba"])
+    assert store.get_prediction(ids[0], load_arrays=True)["y_proba"] is None
+
+
+def test_null_items_written_outside_the_store_read_as_before(
+    store: WorkspaceStore, backend: str
+) -> None:
+    """NULL items inside an array (never written by the store; legacy or hand-made rows) are
+    read as NaN, as the Python-list path did, next to rows the fast path decodes."""
+    if backend == "sqlite":
+        pytest.skip("SQLite stores raw float64 bytes: no NULL items possible")
+    pipeline_id = store.begin_pipeline(store.begin_run("r"), "p", dataset_name="wheat")
+    odd, plain = store.save_predictions(
+        [prediction_record(pipeline_id, None, fold=f"fold_{i}", n=3) for i in range(2)]
+    )
+    literal = "[1.5, NULL, -2.0]" if backend == "duckdb" else "ARRAY[1.5, NULL, -2.0]::float8[]"
+    with store.transaction() as session:
+        session.execute(
+            sa.text(f"UPDATE prediction_arrays SET y_pred = {literal} WHERE prediction_id = :p"),
+            {"p": odd},
+        )
+    got = store.get_prediction(odd, load_arrays=True)
+    np.testing.assert_array_equal(got["y_pred"], [1.5, np.nan, -2.0])
+    assert store.get_prediction(plain, load_arrays=True)["y_pred"].shape == (3,)
+
+
+# -- revision 0007: PostgreSQL array columns stored EXTERNAL (no pglz) ---------------------
+
+
+def _storage(engine: Engine) -> dict[str, str]:
+    """attstorage of the array columns on PostgreSQL ('e' external, 'x' extended)."""
+    query = sa.text(
+        "SELECT attname, attstorage FROM pg_attribute "
+        "WHERE attrelid = 'prediction_arrays'::regclass AND attnum > 0 AND NOT attisdropped "
+        "AND attname <> 'prediction_id'"
+    )
+    with engine.connect() as conn:
+        return {name: storage for name, storage in conn.execute(query).all()}
+
+
+def _stored_size(engine: Engine, prediction_id: str) -> int | None:
+    """Bytes PostgreSQL keeps for a row's y_true (compressed or not); None elsewhere."""
+    if engine.dialect.name != "postgresql":
+        return None
+    query = sa.text("SELECT pg_column_size(y_true) FROM prediction_arrays WHERE prediction_id = :p")
+    with engine.connect() as conn:
+        return int(conn.execute(query, {"p": prediction_id}).scalar_one())
+
+
+def test_0007_migrates_both_ways_and_keeps_arrays(
+    open_store: Callable[..., WorkspaceStore],
+    database_url: str | None,
+    workspace: Path,
+    backend: str,
+) -> None:
+    """Upgrade sets STORAGE EXTERNAL on PostgreSQL (no-op on DuckDB and SQLite), downgrade
+    restores EXTENDED; arrays stored compressed before the revision read back after it."""
+    url = database_url or str(duckdb_url(workspace / "store.duckdb"))
+    open_store().close()
+    engine = create_store_engine(url)
+    try:
+        migrate.downgrade(engine, "0006")
+        with engine.connect() as conn:
+            assert migrate.current_revision(conn) == "0006"
+        if backend == "postgresql":
+            assert set(_storage(engine).values()) == {"x"}
+            with engine.begin() as conn:  # write as 0006 did, at the head schema otherwise
+                conn.execute(sa.text("UPDATE nirs4all_store_version SET version_num = '0007'"))
+        y = np.full(200_000, 0.5)  # compressible: pglz shrinks it under EXTENDED
+        with open_store() as store:
+            pipeline_id = store.begin_pipeline(store.begin_run("r"), "p", dataset_name="wheat")
+            (old,) = store.save_predictions(
+                [prediction_record(pipeline_id, None, n=len(y)) | {"y_true": y}]
+            )
+        old_size = _stored_size(engine, old)
+        if backend == "postgresql":
+            assert old_size is not None and old_size < y.nbytes
+            with engine.begin() as conn:
+                conn.execute(sa.text("UPDATE nirs4all_store_version SET version_num = '0006'"))
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.HEAD_REVISION == "0007"
+        if backend == "postgresql":
+            assert _storage(engine) == dict.fromkeys(ARRAY_FIELDS, "e")
+        with open_store() as store:
+            (new,) = store.save_predictions(
+                [prediction_record(pipeline_id, None, fold="fold_1", n=len(y)) | {"y_true": y}]
+            )
+            for prediction_id in (old, new):
+                got = store.get_prediction(prediction_id, load_arrays=True)
+                assert _bits(got["y_true"]) == _bits(y)
+        if backend == "postgresql":
+            assert _stored_size(engine, new) >= y.nbytes  # EXTERNAL: stored uncompressed
+    finally:
+        engine.dispose()

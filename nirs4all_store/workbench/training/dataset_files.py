@@ -21,6 +21,7 @@ import csv
 import gzip
 import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +30,15 @@ __all__ = [
     "DELIMITER",
     "ROLE_FILE_RE",
     "DatasetError",
+    "SpectraTable",
     "encode_table",
+    "find_id_column",
     "find_role_files",
     "parse_exact",
     "parse_spectra_table",
     "read_fast",
     "read_metadata_table",
+    "read_spectra_with_ids",
 ]
 
 DELIMITER = ";"
@@ -43,6 +47,20 @@ ROLE_FILE_RE = re.compile(r"^([xym])[_\-]?(cal|val)\.csv(\.gz)?$", re.IGNORECASE
 
 class DatasetError(ValueError):
     """A dataset file or folder is malformed; the message names the file, line and expectation."""
+
+
+#: (values, wavelengths or None, line number of each data row, ids or None)
+_Table = tuple[np.ndarray, np.ndarray | None, list[int], list[str] | None]
+
+
+def _drop(cells: list[str], index: int | None) -> list[str]:
+    """The cells without the id column's."""
+    return cells if index is None else cells[:index] + cells[index + 1 :]
+
+
+def _file_column(j: int, id_index: int | None) -> int:
+    """1-based column in the file of value column `j` (the id column is not a value)."""
+    return j + 1 + (id_index is not None and j >= id_index)
 
 
 def _to_float(cell: str) -> float | None:
@@ -131,6 +149,12 @@ def read_fast(path: Path, x_file: bool) -> tuple[np.ndarray, np.ndarray | None, 
     """pyarrow.csv for a well-formed file (measured on a 115 MB Xcal: 1.56 s and 444 MB peak
     against 2.7 s and 1.26 GB for the Python parser); None whenever anything looks unusual
     (blank lines, decimal commas, bad cells...), and the exact parser takes over."""
+    fast = _fast_table(path, x_file, None)
+    return None if fast is None else fast[:3]
+
+
+def _fast_table(path: Path, x_file: bool, id_index: int | None) -> _Table | None:
+    """`read_fast`, and the ids of column `id_index` (text, left out of the values)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -140,7 +164,7 @@ def read_fast(path: Path, x_file: bool) -> tuple[np.ndarray, np.ndarray | None, 
     first, second = _cells(head[0]), _cells(head[1])
     if len(first) == 1 and ("\t" in first[0] or first[0].count(",") >= 2):
         return None
-    header, wavelengths = _header_rule(first, second, x_file)
+    header, wavelengths = _header_rule(_drop(first, id_index), _drop(second, id_index), x_file)
     width = len(first)
     trailing = len(next(csv.reader([head[0].rstrip("\r\n")], delimiter=DELIMITER))) > width
     try:
@@ -151,7 +175,10 @@ def read_fast(path: Path, x_file: bool) -> tuple[np.ndarray, np.ndarray | None, 
             ),
             parse_options=pacsv.ParseOptions(delimiter=DELIMITER, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
-                column_types={f"f{j}": pa.float64() for j in range(width + trailing)}
+                column_types={
+                    f"f{j}": pa.string() if j == id_index else pa.float64()
+                    for j in range(width + trailing)
+                }
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
@@ -160,17 +187,19 @@ def read_fast(path: Path, x_file: bool) -> tuple[np.ndarray, np.ndarray | None, 
         return None
     if trailing and table.column(width).null_count != table.num_rows:
         return None
-    values = np.empty((table.num_rows, width), dtype=np.float64)
-    for j in range(width):
+    kept = [j for j in range(width) if j != id_index]
+    values = np.empty((table.num_rows, len(kept)), dtype=np.float64)
+    for k, j in enumerate(kept):
         column = table.column(j)
         if column.null_count:
             return None
-        values[:, j] = column.to_numpy()
+        values[:, k] = column.to_numpy()
+    ids = None if id_index is None else [str(v) for v in table.column(id_index).to_pylist()]
     del table
     if not np.isfinite(values).all():
         return None
     start = 2 if header else 1
-    return values, wavelengths, list(range(start, start + len(values)))
+    return values, wavelengths, list(range(start, start + len(values))), ids
 
 
 def parse_spectra_table(
@@ -183,6 +212,60 @@ def parse_spectra_table(
     and names the file, line and expectation of any error."""
     fast = read_fast(path, x_file)
     return fast if fast is not None else parse_exact(path, x_file=x_file)
+
+
+@dataclass(frozen=True)
+class SpectraTable:
+    """Spectra to predict: values, their header wavelengths (or None), and the id column kept
+    beside them (`ids`, one text per row, and its header name) when the file has one."""
+
+    values: np.ndarray
+    wavelengths: np.ndarray | None
+    lines: list[int]
+    ids: list[str] | None = None
+    id_name: str | None = None
+
+
+def find_id_column(path: Path, id_column: str | None = None) -> tuple[int | None, str | None]:
+    """(index, name) of the id column of a spectra file, (None, None) without one.
+
+    `id_column="NAME"`: the header row's cell NAME (DatasetError when there is none). Else the
+    first column is an id column when its cells on the first three lines (two for a 2-line
+    file) are not numbers and the second line has numbers after it (`id;1000;1002` over
+    `S01;0.12;0.13`, or data rows `S01;0.12;...` / `S02;...`); its name is the header's
+    cell, else "id". A typo in one spectrum's first cell is thus reported, not taken as ids."""
+    head = _head(path, 3)
+    if head is None:
+        return None, None  # the reader reports the unreadable file
+    lines = [_cells(line) for line in head if line.strip()]
+    first, second = lines[0] if lines else [], lines[1] if len(lines) > 1 else []
+    if id_column is not None:
+        names = [c.strip().strip('"') for c in first]
+        if id_column not in names:
+            raise DatasetError(
+                f"{path} line 1: no column named {id_column!r} (--id-column); expected a header "
+                f"row naming it, got {names[:6]}{' ...' if len(names) > 6 else ''}"
+            )
+        return names.index(id_column), id_column
+    if len(first) < 2 or len(second) != len(first):
+        return None, None
+    if any(_to_float(cells[0]) is not None for cells in lines):
+        return None, None
+    if all(_to_float(c) is None for c in second[1:]):
+        return None, None
+    header = _header_rule(first[1:], second[1:], True)[0]
+    return 0, first[0].strip().strip('"') if header else "id"
+
+
+def read_spectra_with_ids(path: Path, id_column: str | None = None) -> SpectraTable:
+    """A spectra file given to predict, its id column (see `find_id_column`) kept apart.
+
+    Read like `parse_spectra_table` (pyarrow.csv, the exact parser for odd files), the id
+    cells as text; a file without an id column reads exactly as there."""
+    index, name = find_id_column(path, id_column)
+    fast = _fast_table(path, True, index)
+    values, wavelengths, lines, ids = fast if fast is not None else _exact_table(path, True, index)
+    return SpectraTable(values, wavelengths, lines, ids, name if ids is not None else None)
 
 
 def read_metadata_table(path: Path, n_rows: int) -> dict[str, np.ndarray]:
@@ -209,6 +292,12 @@ def read_metadata_table(path: Path, n_rows: int) -> dict[str, np.ndarray]:
 
 def parse_exact(path: Path, *, x_file: bool) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
     """Today's exact parser: every malformed file gets its message (file, line, expected)."""
+    return _exact_table(path, x_file, None)[:3]
+
+
+def _exact_table(path: Path, x_file: bool, id_index: int | None) -> _Table:
+    """`parse_exact`, and the ids of column `id_index` (left out of the values; column numbers
+    in messages stay those of the file)."""
     rows = _read_rows(path)
     what = "spectra" if x_file else "targets"
     if not rows:
@@ -219,7 +308,8 @@ def parse_exact(path: Path, *, x_file: bool) -> tuple[np.ndarray, np.ndarray | N
             f"{path} line {first_line}: expected ';'-separated values, "
             "the line looks ','- or tab-separated"
         )
-    header, wavelengths = _header_rule(first, rows[1][1] if len(rows) > 1 else None, x_file)
+    second = _drop(rows[1][1], id_index) if len(rows) > 1 else None
+    header, wavelengths = _header_rule(_drop(first, id_index), second, x_file)
     data = rows[1:] if header else rows
     if not data:
         raise DatasetError(
@@ -233,6 +323,9 @@ def parse_exact(path: Path, *, x_file: bool) -> tuple[np.ndarray, np.ndarray | N
                 f"{path} line {lineno}: expected {width} ';'-separated numbers ({ref}), "
                 f"got {len(cells)}"
             )
+    ids = None if id_index is None else [cells[id_index].strip() for _, cells in data]
+    data = [(lineno, _drop(cells, id_index)) for lineno, cells in data]
+    width -= id_index is not None
     try:
         values = np.array([cells for _, cells in data], dtype=np.float64)
     except ValueError:
@@ -245,18 +338,18 @@ def parse_exact(path: Path, *, x_file: bool) -> tuple[np.ndarray, np.ndarray | N
                     if lineno == first_line:
                         hint = "; a header row must be all names or all wavelengths"
                     raise DatasetError(
-                        f"{path} line {lineno}, column {j + 1}: expected a number, "
-                        f"got {cell!r}{hint}"
+                        f"{path} line {lineno}, column {_file_column(j, id_index)}: expected a "
+                        f"number, got {cell!r}{hint}"
                     ) from None
                 values[i, j] = number
     bad = np.argwhere(~np.isfinite(values))
     if bad.size:
         i, j = (int(k) for k in bad[0])
         raise DatasetError(
-            f"{path} line {data[i][0]}, column {j + 1}: non-finite value "
+            f"{path} line {data[i][0]}, column {_file_column(j, id_index)}: non-finite value "
             f"{data[i][1][j].strip()!r}; expected a finite number"
         )
-    return values, wavelengths, [lineno for lineno, _ in data]
+    return values, wavelengths, [lineno for lineno, _ in data], ids
 
 
 def find_role_files(folder: Path) -> dict[str, Path]:
