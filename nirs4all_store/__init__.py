@@ -29,6 +29,7 @@ from nirs4all_store.errors import (
     UnknownSchemaError,
     WorkspaceLockedError,
     WorkspaceNotFoundError,
+    WriteBehindError,
 )
 from nirs4all_store.extensions import register as _register
 from nirs4all_store.store import WorkspaceStore
@@ -54,6 +55,7 @@ _LAZY = {
     "Bundle": "workbench.bundle",
     "export_chain": "workbench.bundle",
     "replay_chain": "workbench.replay",
+    "SpectralAxisError": "workbench.axis",
     "PipelineLibrary": "workbench.library",
     "adopt_legacy_workspace": "legacy.adopt",
     "AdoptionReport": "legacy.adopt",
@@ -71,6 +73,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from nirs4all_store.legacy.adopt import AdoptionReport, adopt_legacy_workspace
+    from nirs4all_store.workbench.axis import SpectralAxisError
     from nirs4all_store.workbench.bundle import Bundle, export_chain, load_bundle, predict
     from nirs4all_store.workbench.library import PipelineLibrary
     from nirs4all_store.workbench.replay import replay_chain
@@ -127,6 +130,7 @@ __all__ = [
     "SavitzkyGolay",
     "SchemaTooNewError",
     "SchemaVersionError",
+    "SpectralAxisError",
     "StoreClosedError",
     "StoreError",
     "UnknownSchemaError",
@@ -134,6 +138,7 @@ __all__ = [
     "WorkspaceLockedError",
     "WorkspaceNotFoundError",
     "WorkspaceStore",
+    "WriteBehindError",
     "__version__",
     "adopt_legacy_workspace",
     "export_chain",

@@ -74,3 +74,7 @@ class WorkspaceNotFoundError(StoreError, FileNotFoundError):
 class StoreClosedError(StoreError, RuntimeError):
     """A call on a `WorkspaceStore` after `close()` (a RuntimeError too: nirs4all's own store
     raised RuntimeError there, and its callers catch that)."""
+
+
+class WriteBehindError(StoreError):
+    """A write-behind flush failed: its rows were not written (the cause is chained)."""

@@ -25,7 +25,7 @@ from nirs4all_store.facade.results import ResultCalls
 from nirs4all_store.facade.runs import RunCalls
 from nirs4all_store.facade.status import StatusCalls
 from nirs4all_store.facade.workbench import WorkbenchCalls
-from nirs4all_store.facade.write_behind import WriteBehind
+from nirs4all_store.facade.write_behind import FLUSH_INTERVAL_S, WriteBehind
 from nirs4all_store.opening import OpenOptions, open_engine
 
 ARTIFACTS_DIRNAME = "artifacts"
@@ -52,7 +52,7 @@ class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, StatusCalls, Workbenc
         read_only: bool = False,
         schema: str | None = None,
         pool: dict[str, Any] | None = None,
-        write_behind: bool = False,
+        write_behind: bool | float = False,
     ) -> None:
         if workspace is not None and engines.looks_like_url(workspace):
             if url is not None:
@@ -98,12 +98,23 @@ class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, StatusCalls, Workbenc
             sessionmaker(self.engine, expire_on_commit=False), read_only=self.read_only
         )
         self.vault = ArtifactVault(self.artifacts_path, self.path or self.artifacts_path, self._uow)
-        if write_behind:
-            if self.read_only:
-                raise ValueError("write_behind=True needs a writable store (read_only=True given)")
-            self._behind = WriteBehind(
-                lambda batch: self._uow.run(batch.flush, "write-behind flush")
+        if write_behind is not False:
+            self._behind = self._write_behind(write_behind)
+
+    def _write_behind(self, setting: bool | float) -> WriteBehind:
+        """`write_behind=True` (flush every FLUSH_INTERVAL_S) or a flush interval in seconds."""
+        interval = FLUSH_INTERVAL_S if setting is True else setting
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+            raise ValueError(
+                f"write_behind must be True, False or a flush interval in seconds > 0, "
+                f"got {setting!r}"
             )
+        if self.read_only:
+            raise ValueError("write_behind needs a writable store (read_only=True given)")
+        return WriteBehind(
+            lambda batch: self._uow.run(batch.flush, "write-behind flush"),
+            interval=float(interval),
+        )
 
     # -- opening -------------------------------------------------------------------------
     @property

@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import atexit
 import threading
+import weakref
 from collections.abc import Callable
 
-from nirs4all_store.errors import StoreError
+from nirs4all_store.errors import WriteBehindError
 from nirs4all_store.facade.write_queue import WriteQueue
 
 FLUSH_INTERVAL_S = 0.25
 MAX_QUEUED_ROWS = 20_000
-
-
-class WriteBehindError(StoreError):
-    """A background flush failed: its rows were not written (the cause is chained)."""
 
 
 class WriteBehind:
@@ -56,7 +53,7 @@ class WriteBehind:
             target=self._loop, name="nirs4all-store write-behind", daemon=True
         )
         self._thread.start()
-        atexit.register(self.close)
+        _drain_at_exit(self)
 
     def _loop(self) -> None:
         while not self._stopped:
@@ -98,7 +95,6 @@ class WriteBehind:
 
     def close(self) -> None:
         """Stop the thread, write what is queued, raise a pending error."""
-        atexit.unregister(self.close)
         if not self._stopped:
             self._stopped = True
             self._wake.set()
@@ -106,3 +102,24 @@ class WriteBehind:
                 self._thread.join()
         self.drain()
         self.check()
+
+
+
+def _drain_at_exit(behind: WriteBehind) -> None:
+    """Drain `behind` when the interpreter exits (unless it was closed before).
+
+    A flush at exit failed at first: pyarrow imports pandas on its first Arrow insert, and
+    pandas imports concurrent.futures.thread, which registers a thread-pool exit hook, which
+    is refused once shutdown has begun ("can't register atexit after shutdown"; the whole
+    batch was lost). Importing that module now, while registering is allowed, makes the
+    later import a no-op."""
+    import concurrent.futures.thread  # noqa: F401  (see above)
+
+    ref = weakref.ref(behind)
+
+    def hook() -> None:
+        alive = ref()
+        if alive is not None and not alive._stopped:
+            alive.close()
+
+    atexit.register(hook)
