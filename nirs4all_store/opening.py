@@ -103,6 +103,7 @@ def _resolve_url(workspace: Path | None, url: str | URL | None, options: OpenOpt
             from nirs4all_store.legacy.adopt import recover_interrupted_adoption
 
             recover_interrupted_adoption(workspace)
+            _adopt_nirs4all_sqlite(workspace, db_file)
         resolved = engines.duckdb_url(db_file)
     else:
         resolved = engines.normalise_url(url)
@@ -115,6 +116,17 @@ def _resolve_url(workspace: Path | None, url: str | URL | None, options: OpenOpt
             "(open it read-write once, or check the path)"
         )
     return resolved
+
+
+def _adopt_nirs4all_sqlite(workspace: Path, db_file: Path) -> None:
+    """A workspace of nirs4all 0.8's own store (store.sqlite, no store.duckdb) is adopted
+    before the engine would create an empty store.duckdb beside its artifacts."""
+    from nirs4all_store.legacy.nirs4all08 import SQLITE_FILENAME
+
+    if not db_file.exists() and (workspace / SQLITE_FILENAME).is_file():
+        from nirs4all_store.legacy.adopt import adopt_legacy_workspace
+
+        adopt_legacy_workspace(workspace)
 
 
 def check_readable(engine: Engine) -> None:

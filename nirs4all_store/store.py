@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from nirs4all_store.facade.runs import RunCalls
 from nirs4all_store.facade.status import StatusCalls
 from nirs4all_store.facade.workbench import WorkbenchCalls
 from nirs4all_store.facade.write_behind import FLUSH_INTERVAL_S, WriteBehind
+from nirs4all_store.facade.write_queue import WriteQueue
 from nirs4all_store.opening import OpenOptions, open_engine
 
 ARTIFACTS_DIRNAME = "artifacts"
@@ -111,10 +112,14 @@ class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, StatusCalls, Workbenc
             )
         if self.read_only:
             raise ValueError("write_behind needs a writable store (read_only=True given)")
-        return WriteBehind(
-            lambda batch: self._uow.run(batch.flush, "write-behind flush"),
-            interval=float(interval),
-        )
+        return WriteBehind(self._flush_batch, interval=float(interval))
+
+    def _flush_batch(self, batch: WriteQueue) -> None:
+        """A write-behind batch in one unit of work; its artifact files are written under
+        the shared artifact lock (verify/gc cannot take them for orphans meanwhile)."""
+        guard = self.vault.lock.shared() if batch.artifacts else nullcontext()
+        with guard:
+            self._uow.run(batch.flush, "write-behind flush")
 
     # -- opening -------------------------------------------------------------------------
     @property

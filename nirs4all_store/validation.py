@@ -84,6 +84,26 @@ def uuid_or_none(value: Any) -> str | None:
         return None
 
 
+#: uuid5 namespace of nirs4all prediction ids that are not UUIDs (fixed: stored ids depend on it).
+NIRS4ALL_ID_NAMESPACE = uuid.UUID("1d3cbbb0-3a53-4f1e-9a57-6e69727334a1")
+
+
+def stored_prediction_id(prediction_id: str) -> str:
+    """The UUID under which a nirs4all prediction id is stored (the adapter and adoption).
+
+    nirs4all 0.8 ids are 16-character prefixes of a UUID (`str(uuid4())[:16]`); this store
+    keys predictions by native UUIDs (DuckDB, revision 0005: 3x faster run deletes). A UUID
+    is kept as it is; any other id maps to its deterministic `uuid5`, so the same nirs4all id
+    always finds the same row, whether nirs4all wrote it through the adapter or it was adopted.
+    """
+    canonical = uuid_or_none(prediction_id)
+    if canonical is not None:
+        return canonical
+    if not isinstance(prediction_id, str) or not prediction_id:
+        raise ValueError(f"prediction_id must be a non-empty id string, got {prediction_id!r}")
+    return str(uuid.uuid5(NIRS4ALL_ID_NAMESPACE, prediction_id))
+
+
 def check_uuid(field: str, value: Any) -> str:
     """A UUID id in its canonical spelling; anything else is refused by name.
 

@@ -30,6 +30,8 @@ from nirs4all_store.validation import check_id, check_text
 #: How long an artifact saved but not yet referenced by a chain is spared by deletions.
 DEFAULT_GRACE_SECONDS = 3600.0
 PENDING_UNLINKS = "nirs4all_pending_unlinks"  # Session.info key: files to delete on commit
+#: A serialised artifact: (bytes, format, operator_class, artifact_type, sha256).
+Prepared = tuple[bytes, str, "str | None", "str | None", str]
 
 
 class ArtifactVault:
@@ -64,31 +66,45 @@ class ArtifactVault:
     # -- saving -----------------------------------------------------------------------------
     def save_many(self, items: Sequence[Any]) -> list[str]:
         """Serialise, store and record objects; identical bytes share one id and file."""
-        prepared = [artifact_item(i, item) for i, item in enumerate(items)]
-        blobs = [serialize_item(i, obj, fmt) for i, (obj, _, _, fmt) in enumerate(prepared)]
-        with self._shared():
-            stored = files.put_many(
-                self.files,
-                [(blob, fmt) for (_, _, _, fmt), blob in zip(prepared, blobs, strict=True)],
-            )
-            keys = [
-                (content_hash, fmt)
-                for (content_hash, _), (_, _, _, fmt) in zip(stored, prepared, strict=True)
-            ]
-            meta = [
-                {
-                    "artifact_path": relpath,
-                    "operator_class": operator_class,
-                    "artifact_type": artifact_type,
-                    "size_bytes": len(blob),
-                }
-                for (_, relpath), (_, operator_class, artifact_type, _), blob in zip(
-                    stored, prepared, blobs, strict=True
-                )
-            ]
+        prepared = self.prepare(items)
+        with self._shared():  # files before the transaction: no database lock held over I/O
+            stored = self.put(prepared)
             return self.uow.run(
-                lambda s: _record(s, keys, meta), "save_artifacts", retry_integrity=True
+                lambda s: self.record(s, prepared, stored), "save_artifacts", retry_integrity=True
             )
+
+    @staticmethod
+    def prepare(items: Sequence[Any]) -> list[Prepared]:
+        """The checked items serialised: (bytes, format, operator_class, artifact_type,
+        sha256) each. What cannot be serialised fails here, before anything is written."""
+        prepared = [artifact_item(i, item) for i, item in enumerate(items)]
+        out = []
+        for i, (obj, operator_class, artifact_type, fmt) in enumerate(prepared):
+            blob = serialize_item(i, obj, fmt)
+            out.append((blob, fmt, operator_class, artifact_type, files.sha256_bytes(blob)))
+        return out
+
+    def put(self, prepared: Sequence[Prepared]) -> list[tuple[str, str]]:
+        """Write the files (atomic, fsynced); the caller holds the shared artifact lock."""
+        return files.put_many(self.files, [(blob, fmt) for blob, fmt, *_ in prepared])
+
+    def record(
+        self, s: Session, prepared: Sequence[Prepared], stored: Sequence[tuple[str, str]]
+    ) -> list[str]:
+        """The rows of files `put` wrote, in `s`'s transaction. Returns the ids in order."""
+        keys = [(content_hash, p[1]) for (content_hash, _), p in zip(stored, prepared, strict=True)]
+        meta = [
+            {
+                "artifact_path": relpath,
+                "operator_class": operator_class,
+                "artifact_type": artifact_type,
+                "size_bytes": len(blob),
+            }
+            for (_, relpath), (blob, _, operator_class, artifact_type, _) in zip(
+                stored, prepared, strict=True
+            )
+        ]
+        return _record(s, keys, meta)
 
     # -- reading ----------------------------------------------------------------------------
     def get(self, artifact_id: str) -> dict[str, Any] | None:

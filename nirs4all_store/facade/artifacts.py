@@ -48,7 +48,11 @@ class ArtifactCalls(FacadeBase):
         Each item is `(obj, operator_class, artifact_type[, format])` or a dict with those
         keys (`obj` required, `format` defaults to "joblib"). Returns the ids in order.
         """
-        self._check_writable("save_artifacts")
+        if self._queueing("save_artifacts"):
+            prepared = self.vault.prepare(items)
+            return self._enqueue(
+                "save_artifacts", lambda q, look: q.add_artifacts(self.vault, prepared, look)
+            )
         ids = self.vault.save_many(items)
         self._known_artifacts(ids)
         return ids
@@ -62,11 +66,13 @@ class ArtifactCalls(FacadeBase):
     def get_artifact_path(self, artifact_id: str) -> Path:
         """Absolute path of an artifact's file (stable across reopen)."""
         self._check_open()
+        self._sync()  # a queued artifact's file is written by the flush
         return self.vault.path(artifact_id)
 
     def load_artifact(self, artifact_id: str) -> Any:
         """The stored object, after checking its bytes against the recorded SHA-256."""
         self._check_open()
+        self._sync()
         return self.vault.load(artifact_id)
 
     def list_artifacts(self, limit: int | None = None, offset: int = 0) -> pa.Table:

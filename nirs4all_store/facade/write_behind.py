@@ -104,7 +104,6 @@ class WriteBehind:
         self.check()
 
 
-
 def _drain_at_exit(behind: WriteBehind) -> None:
     """Drain `behind` when the interpreter exits (unless it was closed before).
 

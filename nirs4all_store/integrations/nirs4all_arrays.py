@@ -11,7 +11,6 @@ take effect at once (no tombstones), so `compact` has nothing to rewrite.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,32 +19,14 @@ import numpy as np
 
 from nirs4all_store.repositories import PredictionRepository
 from nirs4all_store.repositories.datasets import DatasetRepository
-from nirs4all_store.validation import uuid_or_none
+from nirs4all_store.validation import stored_prediction_id
 
 if TYPE_CHECKING:
     from nirs4all_store.integrations.nirs4all_store import Nirs4allWorkspaceStore
 
 __all__ = ["Nirs4allArrayStore", "stored_prediction_id"]
 
-#: uuid5 namespace of nirs4all prediction ids that are not UUIDs (fixed: stored ids depend on it).
-_NAMESPACE = uuid.UUID("1d3cbbb0-3a53-4f1e-9a57-6e69727334a1")
 _ARRAYS = ("y_true", "y_pred", "y_proba", "sample_indices", "weights")
-
-
-def stored_prediction_id(prediction_id: str) -> str:
-    """The UUID under which a nirs4all prediction id is stored.
-
-    nirs4all 0.8 ids are 16-character prefixes of a UUID (`str(uuid4())[:16]`); this store
-    keys predictions by native UUIDs (DuckDB, revision 0005: 3x faster run deletes). A UUID
-    is kept as it is; any other id maps to its deterministic `uuid5`, so the same nirs4all id
-    always finds the same row.
-    """
-    canonical = uuid_or_none(prediction_id)
-    if canonical is not None:
-        return canonical
-    if not isinstance(prediction_id, str) or not prediction_id:
-        raise ValueError(f"prediction_id must be a non-empty id string, got {prediction_id!r}")
-    return str(uuid.uuid5(_NAMESPACE, prediction_id))
 
 
 def _flat(value: Any, dtype: Any) -> np.ndarray | None:

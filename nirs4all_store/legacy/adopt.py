@@ -44,6 +44,7 @@ import duckdb
 
 from nirs4all_store.db.engine import DB_FILENAME
 from nirs4all_store.errors import AdoptionError
+from nirs4all_store.legacy import nirs4all08
 from nirs4all_store.legacy.copy import build_adopted_database
 from nirs4all_store.legacy.header import attach, read_duckdb_header
 from nirs4all_store.legacy.plan import AdoptionStatus, Plan, TableReport, inspect_legacy
@@ -67,6 +68,9 @@ __all__ = [
     "adopt_legacy_workspace",
     "recover_interrupted_adoption",
 ]
+
+#: `AdoptionReport.written_by` of a workspace adopted from nirs4all 0.8's store.sqlite.
+NIRS4ALL_SQLITE_WRITER = "nirs4all 0.8's SQLite store (store.sqlite, arrays/*.parquet)"
 
 #: Test hook: called with the name of each step boundary (tests kill the process there).
 #: Read from this module at every step (the other modules get `_step`), so setting
@@ -104,7 +108,9 @@ class AdoptionReport:
             "empty": "empty database: nothing to adopt",
         }[self.status]
         lines = [f"{self.workspace}: {head}"]
-        if self.written_by:
+        if self.written_by == NIRS4ALL_SQLITE_WRITER:
+            lines.append(f"  read from {self.written_by}")
+        elif self.written_by:
             lines.append(f"  file written by DuckDB {self.written_by}")
         for t in self.tables:
             line = f"  {t.name}: {t.rows} rows"
@@ -134,15 +140,32 @@ class AdoptionReport:
         return "\n".join(lines)
 
 
-def _inspect_workspace(
+def _attach_legacy(
     con: duckdb.DuckDBPyConnection, workspace: Path, paths: AdoptionPaths, *, dry_run: bool
-) -> tuple[Plan, AdoptionReport]:
-    """Attach the legacy file as ``old`` and plan its adoption (raises before any write)."""
+) -> str | None:
+    """Attach the legacy data as ``old``: the v4 file itself, or a nirs4all 0.8 workspace
+    staged into the v4 layout (`nirs4all08`). Returns who wrote it."""
+    if not paths.db.is_file():  # adopt_legacy_workspace checked store.sqlite is there
+        nirs4all08.stage_from_sqlite(con, workspace)
+        return NIRS4ALL_SQLITE_WRITER
     header = read_duckdb_header(paths.db)
     written_by = header.writer if header else None
     if not dry_run:
         fold_legacy_wal(con, paths)
     attach(con, paths.db, "old", read_only=True)
+    if nirs4all08.has_parquet_arrays(con, "old", workspace):
+        con.execute("DETACH old")
+        attach(con, paths.db, "n4a_src", read_only=True)
+        nirs4all08.stage_from_duckdb(con, "n4a_src", workspace, paths.db)
+        con.execute("DETACH n4a_src")
+    return written_by
+
+
+def _inspect_workspace(
+    con: duckdb.DuckDBPyConnection, workspace: Path, paths: AdoptionPaths, *, dry_run: bool
+) -> tuple[Plan, AdoptionReport]:
+    """Attach the legacy file as ``old`` and plan its adoption (raises before any write)."""
+    written_by = _attach_legacy(con, workspace, paths, dry_run=dry_run)
     plan = inspect_legacy(con, paths.db, written_by)
     report = AdoptionReport(
         workspace,
@@ -168,23 +191,30 @@ def adopt_legacy_workspace(workspace_path: str | Path, *, dry_run: bool = False)
     paths = AdoptionPaths(workspace / DB_FILENAME)
     if not dry_run:
         recover_interrupted_adoption(workspace)
-    if not paths.db.is_file():
-        raise AdoptionError(f"no {DB_FILENAME} in {workspace}: nothing to adopt")
+    from_sqlite = not paths.db.is_file() and (workspace / nirs4all08.SQLITE_FILENAME).is_file()
+    if not paths.db.is_file() and not from_sqlite:
+        raise AdoptionError(
+            f"no {DB_FILENAME} (nor nirs4all 0.8's {nirs4all08.SQLITE_FILENAME}) in "
+            f"{workspace}: nothing to adopt"
+        )
     con = duckdb.connect(":memory:")
     try:
         plan, report = _inspect_workspace(con, workspace, paths, dry_run=dry_run)
         if plan.status != "would_adopt" or dry_run:
             return report
-        if paths.backup.exists():
+        if paths.backup.exists() and not from_sqlite:
             raise AdoptionError(
                 f"{paths.backup} already exists (an earlier adoption's backup?): move it away "
                 f"and retry. The legacy workspace {paths.db} is untouched; nothing was written."
             )
         started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         build_adopted_database(con, paths, plan, started, _step)
-        switch_in(con, paths, _step)
+        # From store.sqlite the original is never moved or replaced: it is its own backup.
+        switch_in(con, paths, _step, backup=not from_sqlite)
         report.status = "adopted"
-        report.backup = paths.backup
+        report.backup = paths.db.with_name(nirs4all08.SQLITE_FILENAME) if from_sqlite else (
+            paths.backup
+        )
         return report
     finally:
         con.close()

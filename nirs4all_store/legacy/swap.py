@@ -137,7 +137,11 @@ def fold_legacy_wal(con: duckdb.DuckDBPyConnection, paths: AdoptionPaths) -> Non
 
 
 def switch_in(
-    con: duckdb.DuckDBPyConnection, paths: AdoptionPaths, step: Callable[[str], None]
+    con: duckdb.DuckDBPyConnection,
+    paths: AdoptionPaths,
+    step: Callable[[str], None],
+    *,
+    backup: bool = True,
 ) -> None:
     """Switch the complete ``.adopting`` database in: ``.adopted``, backup, ``store.duckdb``.
 
@@ -149,8 +153,9 @@ def switch_in(
         os.replace(paths.adopting, paths.adopted)
         fsync_dir(workspace)
         step("adopted")
-        make_backup(paths)
-        step("backed_up")
+        if backup:  # False: no store.duckdb yet (adopted from nirs4all 0.8's store.sqlite)
+            make_backup(paths)
+            step("backed_up")
         con.execute("DETACH old")
         os.replace(paths.adopted, paths.db)
         fsync_dir(workspace)

@@ -67,6 +67,18 @@ class ArtifactRepository:
                     found[key] = dict(row._mapping)
         return found
 
+    def has_foreign_ids(self) -> bool:
+        """Whether some row's id is not the UUID5 this library derives from the bytes (rows
+        adopted from a legacy workspace or registered by nirs4all): then an id for given
+        bytes must be looked up. A UUID5 has '5' as its 15th character."""
+        foreign = sa.or_(
+            sa.func.length(T.c.artifact_id) != 36, sa.func.substr(T.c.artifact_id, 15, 1) != "5"
+        )
+        return (
+            self.session.execute(sa.select(T.c.artifact_id).where(foreign).limit(1)).first()
+            is not None
+        )
+
     def insert_many(self, rows: list[dict[str, Any]]) -> None:
         """Insert new rows (keys: artifact_id, artifact_path, content_hash, operator_class,
         artifact_type, format, size_bytes) unreferenced."""

@@ -22,7 +22,6 @@ from nirs4all_store.models import Pipeline, Prediction, PredictionArrays
 from nirs4all_store.repositories import prediction_export
 from nirs4all_store.repositories.affected import rows_affected
 from nirs4all_store.repositories.base import (
-    ARROW_MIN_ROWS,
     arrow_insert,
     forget_known,
     insert_arrow_table,
@@ -99,6 +98,10 @@ def with_natural_key(row: dict[str, Any]) -> dict[str, Any]:
 #: and ~3 GB peak, 1.6-2.4 s through Arrow (most of it DuckDB's commit). Below it Core is
 #: cheaper: 200-sample arrays cost ~9-10 ms per `save_prediction_arrays`, ~10.5-13 via Arrow.
 ARROW_MIN_ITEMS = 10_000
+#: Array rows from which DuckDB inserts through Arrow whatever their size: executemany runs
+#: one statement per row (~1 ms each), an Arrow registration costs ~3 ms (STACK_FACTS); a
+#: write-behind flush of one pipeline (15 rows of 200-sample arrays) took 19 ms row by row.
+ARRAYS_ARROW_MIN_ROWS = 4
 
 
 def _items(arrays: Sequence[dict[str, Any]]) -> int:
@@ -126,7 +129,7 @@ class PredictionRepository:
                     insert_arrow_table(T, rows),
                     computed={"natural_key": NATURAL_KEY_SQL},
                 )
-            if len(arrays) >= ARROW_MIN_ROWS or _items(arrays) >= ARROW_MIN_ITEMS:
+            if len(arrays) >= ARRAYS_ARROW_MIN_ROWS or _items(arrays) >= ARROW_MIN_ITEMS:
                 arrow_insert(raw, "prediction_arrays", arrays_arrow(arrays))
             elif arrays:
                 self.session.execute(sa.insert(A), list(arrays))

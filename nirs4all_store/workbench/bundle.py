@@ -35,6 +35,7 @@ import numpy as np
 from nirs4all_store.artifacts import files
 from nirs4all_store.durable import atomic_target
 from nirs4all_store.errors import BundleError
+from nirs4all_store.workbench import bundle_nirs4all as n4a
 from nirs4all_store.workbench.axis import recorded_axis
 from nirs4all_store.workbench.bundle_checks import check_member_name, read_json, read_member
 from nirs4all_store.workbench.exports import export_file_name, resolve_output
@@ -289,11 +290,14 @@ def _read_payloads(
     return payloads
 
 
-def load_bundle(path: str | os.PathLike[str], *, max_bytes: int = MAX_UNCOMPRESSED_BYTES) -> Bundle:
+def load_bundle(
+    path: str | os.PathLike[str], *, max_bytes: int = MAX_UNCOMPRESSED_BYTES
+) -> Bundle | n4a.Nirs4allBundle:
     """Open, verify and deserialise a `.n4a` bundle.
 
     Checks, before any artifact is unpickled: member names are safe, the format version is
-    known, every artifact the chain uses is present and matches its SHA-256. Warns when the
+    known, every artifact the chain uses is present and matches its SHA-256 (bundles nirs4all
+    0.8 wrote itself: see `bundle_nirs4all`, a `Nirs4allBundle` or a `Bundle`). Warns when the
     bundle was made with another scikit-learn version. BundleError for anything wrong.
     SECURITY: deserialising executes code from the bundle; load only bundles you trust.
     """
@@ -322,6 +326,11 @@ def load_bundle(path: str | os.PathLike[str], *, max_bytes: int = MAX_UNCOMPRESS
         manifest = read_json(zf, MANIFEST_NAME, where)
         if not isinstance(manifest, dict):
             raise BundleError(f"{where}: manifest.json must be an object")
+        if n4a.is_nirs4all_manifest(manifest, names):  # written by nirs4all 0.8 itself
+            loaded = n4a.load_nirs4all_bundle(zf, names, manifest, where, source)
+            if isinstance(loaded, n4a.Nirs4allBundle):
+                return loaded
+            return Bundle(*loaded, path=source.resolve())
         version = manifest.get("format_version")
         if version != BUNDLE_FORMAT_VERSION:
             raise BundleError(
@@ -364,7 +373,10 @@ def _warn_versions(manifest: Mapping[str, Any], where: str) -> None:
 
 
 def predict(
-    bundle: str | os.PathLike[str] | Bundle, X: Any, wavelengths: Any = None, proba: bool = False
+    bundle: str | os.PathLike[str] | Bundle | n4a.Nirs4allBundle,
+    X: Any,
+    wavelengths: Any = None,
+    proba: bool = False,
 ) -> np.ndarray:
     """Predict with a `.n4a` bundle (a path or a loaded `Bundle`), no workspace needed.
 
@@ -372,5 +384,5 @@ def predict(
     SECURITY: loading a bundle executes code from its pickled artifacts; use only bundles
     you trust. To predict many times, `load_bundle` once and call `.predict`.
     """
-    loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    loaded = bundle if isinstance(bundle, (Bundle, n4a.Nirs4allBundle)) else load_bundle(bundle)
     return loaded.predict(X, wavelengths=wavelengths, proba=proba)

@@ -176,11 +176,6 @@ def expected_features(obj: Any) -> int | None:
     return None
 
 
-def check_features(expected: int | None, given: int, chain_id: Any) -> None:
-    """SpectralAxisError (a ValueError) when X's width is not the fitted one."""
-    check_axis(chain_id, given, None, expected, None)
-
-
 def check_fitted_shape(
     chain_id: Any,
     first: list[Any],

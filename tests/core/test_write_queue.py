@@ -168,8 +168,9 @@ def test_rollback_leaves_nothing(store: WorkspaceStore) -> None:
     assert store.count_predictions(run_id=run_id) == 0
     assert store.count_chains(rec["pipeline_id"]) == 0
     report = store.verify()
-    # The files written before the rollback stay as orphans until gc's grace period ends.
-    assert len(report.orphan_files) == 2, report
+    # The file the read flushed stays an orphan until gc's grace period ends; the second
+    # pipeline's artifact was only queued, so its file was never written.
+    assert len(report.orphan_files) == 1, report
     assert not (report.ref_count_mismatches or report.missing_files), report
 
 
@@ -229,3 +230,19 @@ def test_a_sigkill_inside_a_transaction_loses_only_that_transaction(
     assert after.count_predictions(run_id=run_id) == 1
     assert after.get_pipeline_log(p1).num_rows == 1
     assert after.verify().ok
+
+
+def test_artifacts_saved_in_a_transaction_are_written_at_its_flush(store: WorkspaceStore) -> None:
+    scaler = StandardScaler().fit(np.arange(12.0).reshape(4, 3))
+    before = store.save_artifact(scaler)  # outside: written at once
+    with store.transaction():
+        again = store.save_artifact(scaler)  # same bytes: same id, no new file
+        other = store.save_artifact(StandardScaler().fit(np.ones((4, 3))))
+        assert again == before
+        assert store.get_artifact_path(other).is_file()  # the read flushed it
+        np.testing.assert_array_equal(store.load_artifact(other).mean_, np.ones(3))
+        third = store.save_artifact(StandardScaler().fit(np.zeros((4, 3))))
+    assert store.load_artifact(third).mean_.tolist() == [0.0, 0.0, 0.0]
+    assert store.count_artifacts() == 3
+    report = store.verify()
+    assert report.ok, report

@@ -66,8 +66,9 @@ def decode(value: Any) -> Any:
 def display_status(run: Mapping[str, Any]) -> str:
     """running / completed / failed / interrupted.
 
-    STORE-GAP: the store has no 'interrupted' status yet; `run()` records an interrupted run
-    as failed with the error "interrupted: ...", which is read back here.
+    The store reports 'interrupted' for a run whose process died (no heartbeat); `run()`
+    records a run stopped by an exception (Ctrl-C) as failed with the error
+    "interrupted: ..." (training/session.py `_abort_run`), which is read back here.
     """
     status = str(run.get("status") or "")
     if status == "failed" and str(run.get("error") or "").startswith("interrupted"):

@@ -42,7 +42,7 @@ def _pages(total: int, page: int, per_page: int) -> dict[str, int]:
 def token(state: AppState, query: Mapping[str, str]) -> dict[str, Any]:
     run_id = text(query, "run_id")
     with data.reader(state.source) as store:
-        value = data.change_token(store, run_id)
+        value = store.change_token(run_id)
     if value is None:
         raise NotFound(f"unknown run {run_id!r}")
     return {"token": value, "run_id": run_id}
@@ -53,7 +53,7 @@ def runs(state: AppState, query: Mapping[str, str]) -> dict[str, Any]:
     status = choice(query, "status", data.RUN_FILTERS)
     with data.reader(state.source) as store:
         found = data.runs_page(store, page=page, per_page=per_page, status=status)
-        live_token = data.change_token(store)
+        live_token = store.change_token()
     return {
         "runs": found["runs"],
         "paging": _pages(found["total"], page, per_page),
@@ -84,7 +84,7 @@ def run(state: AppState, run_id: str, query: Mapping[str, str]) -> dict[str, Any
         if found is None:
             raise NotFound(f"unknown run {run_id!r}")
         board = data.leaderboard(store, found, q)
-        live_token = data.change_token(store, run_id)
+        live_token = store.change_token(run_id)
     groups = {
         f"#{i} {r['preprocessing'] or '-'} > {r['model_name']}": [f["score"] for f in r["folds"]]
         for i, r in enumerate(board["rows"][:12], start=(q.page - 1) * q.per_page + 1)
@@ -242,10 +242,9 @@ def compare(state: AppState, query: Mapping[str, str]) -> dict[str, Any]:
 def workspace(state: AppState) -> dict[str, Any]:
     with data.reader(state.source) as store:
         status = data.workspace_status(store)
-        last = data.last_verify(store)
     return {
         "status": status,
-        "verify": last or state.last_verify,
+        "verify": state.last_verify,  # the store keeps no record of past verify() runs
         "workspace": str(state.source.workspace),
         "url": state.source.url,
     }

@@ -12,7 +12,6 @@ from nirs4all_store import WorkspaceStore
 
 from .. import shape
 from ..params import BadQuery, BoardQuery
-from .gaps import count_pipelines, count_predictions, count_runs, facets, runs_with_display_status
 from .source import lookup, rows_of
 
 RUN_FILTERS = ("running", "completed", "failed", "interrupted")
@@ -39,8 +38,8 @@ def run_summary(store: WorkspaceStore, row: Mapping[str, Any]) -> dict[str, Any]
         n_pipelines, n_failed = summary.get("pipelines"), summary.get("failed")
         best = (summary.get("best") or {}).get("val_score")
     if n_pipelines is None:
-        n_pipelines = count_pipelines(store, row["run_id"])
-        n_failed = count_pipelines(store, row["run_id"], status="failed")
+        n_pipelines = store.count_pipelines(row["run_id"])
+        n_failed = store.count_pipelines(row["run_id"], status="failed")
     if best is None:
         best = _best_cv(store, row)
     return shape.run_row(row, n_pipelines, n_failed or 0, best)
@@ -52,10 +51,10 @@ def runs_page(
     """One page of runs, newest first, with their total (paged in SQL when the store can)."""
     offset = (page - 1) * per_page
     if status in ("failed", "interrupted"):
-        rows = runs_with_display_status(store, status)
+        rows = _runs_with_display_status(store, status)
         total, rows = len(rows), rows[offset : offset + per_page]
     else:
-        total = count_runs(store, status)
+        total = store.count_runs(status)
         rows = rows_of(store.list_runs(status=status, limit=per_page, offset=offset))
     return {"total": total, "runs": [run_summary(store, r) for r in rows]}
 
@@ -66,9 +65,9 @@ def get_run(store: WorkspaceStore, run_id: str) -> dict[str, Any] | None:
         return None
     run["display_status"] = shape.display_status(run)
     run["counts"] = {
-        "pipelines": count_pipelines(store, run_id),
-        "failed": count_pipelines(store, run_id, status="failed"),
-        "running": count_pipelines(store, run_id, status="running"),
+        "pipelines": store.count_pipelines(run_id),
+        "failed": store.count_pipelines(run_id, status="failed"),
+        "running": store.count_pipelines(run_id, status="running"),
     }
     run["duration_ms"] = shape.run_duration_ms(run)
     failed = rows_of(store.list_pipelines(run_id=run_id, status="failed", limit=100))
@@ -77,6 +76,35 @@ def get_run(store: WorkspaceStore, run_id: str) -> dict[str, Any] | None:
         for p in failed
     ]
     return run
+
+
+def _runs_with_display_status(store: WorkspaceStore, status: str) -> list[dict[str, Any]]:
+    """Runs shown as `status` ('failed' or 'interrupted'): run() records a run stopped by an
+    exception (Ctrl-C) with `fail_run`, as 'failed' with the error "interrupted: ..."
+    (training/session.py `_abort_run`), so failed runs are read and split; the store's own
+    'interrupted' status is a run whose process died (no heartbeat)."""
+    rows = rows_of(store.list_runs(status="failed", limit=None))
+    older = [r for r in rows if shape.display_status(r) == status]
+    if status != "interrupted":
+        return older
+    return rows_of(store.list_runs(status="interrupted", limit=None)) + older
+
+
+def workspace_status(store: WorkspaceStore) -> dict[str, Any]:
+    """`store.status()` with what the workspace page also shows (paths, running/failed)."""
+    found = store.status()
+    return {
+        **found,
+        "database": found["url"],
+        "db_file": str(store.db_file) if store.db_file else None,
+        "db_bytes": found["database_bytes"],
+        "artifacts_path": str(store.artifacts_path),
+        "counts": {
+            **found["counts"],
+            "runs_running": store.count_runs("running"),
+            "pipelines_failed": store.count_pipelines(status="failed"),
+        },
+    }
 
 
 # -- leaderboard ---------------------------------------------------------------------------
@@ -91,7 +119,7 @@ def leaderboard(store: WorkspaceStore, run: Mapping[str, Any], q: BoardQuery) ->
     metric = q.metric or run_metric
     if metric not in metrics:
         raise BadQuery(f"metric must be one of {metrics} for this run, got {metric!r}")
-    choices = facets(store, run, where)
+    choices = _facets(store, run, where)
     flt = {
         **where,
         "dataset_name": q.dataset,
@@ -102,7 +130,7 @@ def leaderboard(store: WorkspaceStore, run: Mapping[str, Any], q: BoardQuery) ->
     if q.order is not None:
         ascending = q.order == "asc"
     offset = (q.page - 1) * q.per_page
-    total = count_predictions(store, run_id=run["run_id"], **flt)
+    total = store.count_predictions(run_id=run["run_id"], **flt)
     if q.sort == "score" and metric == run_metric:  # ranked and paged in SQL
         rest = {k: v for k, v in flt.items() if k not in ("partition", "dataset_name")}
         top = rows_of(
@@ -117,7 +145,7 @@ def leaderboard(store: WorkspaceStore, run: Mapping[str, Any], q: BoardQuery) ->
         )[offset:]
         details = _details(store, [r["chain_id"] for r in top], metric)
         rows = [shape.board_row(r, details.get(r["chain_id"]), metric) for r in top]
-    else:  # STORE-GAP `top_predictions(..., offset=, score_key=)`: ranked here, then paged
+    else:  # top_predictions ranks by a score column only, without offset: ranked here, paged
         every = rows_of(store.query_predictions(run_id=run["run_id"], **flt))
         details = _details(store, [r["chain_id"] for r in every], metric)
         rows = [shape.board_row(r, details.get(r["chain_id"]), metric) for r in every]
@@ -130,6 +158,20 @@ def leaderboard(store: WorkspaceStore, run: Mapping[str, Any], q: BoardQuery) ->
         "run_metric": run_metric,
         "ascending": ascending,
         "facets": choices,
+    }
+
+
+def _facets(store: WorkspaceStore, run: Mapping[str, Any], where: dict[str, Any]) -> dict:
+    """Filter choices, from the run's recorded config (no scan) when `run()` recorded it,
+    else read from the run's rows (the store has no distinct-values call)."""
+    found = shape.facets_from_config(run)
+    if found is not None:
+        return found
+    rows = rows_of(store.query_predictions(run_id=run["run_id"], **where))
+    return {
+        "datasets": sorted({r["dataset_name"] for r in rows}),
+        "model_classes": sorted({r["model_class"] for r in rows}),
+        "preprocessings": sorted({r.get("preprocessings") or "" for r in rows}),
     }
 
 
@@ -264,14 +306,14 @@ def compare(store: WorkspaceStore, *, page: int, per_page: int) -> dict[str, Any
                 fold_id="avg",
             )
         )
-        # STORE-GAP `distinct_values(["preprocessings", "model_name"], ...)`: one row per chain.
+        # One avg/val row per chain (the store has no distinct-values call to narrow it).
         chains = rows_of(
             store.query_predictions(run_id=run["run_id"], fold_id="avg", partition="val")
         )
         out.append(
             {"run": run, "metric": metric, "ascending": ascending, "best": best, "chains": chains}
         )
-    return {"total": count_runs(store), "runs": out}
+    return {"total": store.count_runs(), "runs": out}
 
 
 def verify(store: WorkspaceStore) -> dict[str, Any]:

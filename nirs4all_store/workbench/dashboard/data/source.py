@@ -9,7 +9,6 @@ and the writer of a run gets the file back as soon as the page is built.
 
 from __future__ import annotations
 
-import inspect
 import os
 import threading
 from collections.abc import Iterator
@@ -58,11 +57,10 @@ class Source:
 
 
 def open_store(source: Source) -> WorkspaceStore:
-    """STORE-GAP `WorkspaceStore(path, read_only=True)`: used when the store accepts it."""
-    kwargs: dict[str, Any] = {"url": source.url, "lock_timeout": source.lock_timeout}
-    if "read_only" in inspect.signature(WorkspaceStore).parameters:
-        kwargs["read_only"] = True
-    return WorkspaceStore(source.workspace, **kwargs)
+    """A read-only handle: the dashboard never creates, migrates or writes anything."""
+    return WorkspaceStore(
+        source.workspace, url=source.url, lock_timeout=source.lock_timeout, read_only=True
+    )
 
 
 @contextmanager
