@@ -124,6 +124,10 @@ def _duckdb_engine(
 ) -> Engine:
     if hold_lock is not True:  # None: NullPool + IdleRelease's anchor; False: NullPool alone
         kwargs["poolclass"] = NullPool
+        # A NullPool connection is closed when returned, and closing discards any open
+        # transaction: the pool's reset ROLLBACK is one more statement per call (~0.4 ms,
+        # 3% of a row call on the seed workload).
+        kwargs["pool_reset_on_return"] = None
     if read_only:
         kwargs["connect_args"] = {"read_only": True}
     engine = sa.create_engine(url, **kwargs)

@@ -16,7 +16,7 @@ from nirs4all_store.repositories import (
     PipelineRepository,
     PredictionRepository,
 )
-from nirs4all_store.repositories.base import require_ids
+from nirs4all_store.repositories.base import require_ids, require_parents
 from nirs4all_store.types import utcnow
 from nirs4all_store.validation import (
     check_id,
@@ -142,9 +142,11 @@ class ResultCalls(FacadeBase):
 
         def work(s: Session) -> None:
             repo = PredictionRepository(s)
-            if not repo.exists(prediction_id):
+            exists, has_arrays = repo.arrays_state(prediction_id)  # one query, not two
+            if not exists:
                 raise KeyError(f"unknown prediction_id {prediction_id!r}")
-            repo.delete_arrays([prediction_id])
+            if has_arrays:
+                repo.delete_arrays([prediction_id])
             repo.insert_many([], [arrays])
 
         self._run("save_prediction_arrays", work)
@@ -173,10 +175,14 @@ class ResultCalls(FacadeBase):
             )
 
         def work(s: Session) -> list[str]:
-            pipeline_ids = {r["pipeline_id"] for r in rows}
-            require_ids(s, PipelineRepository.table.c.pipeline_id, pipeline_ids)
             chains = {r["chain_id"] for r in rows if r["chain_id"] is not None}
-            require_ids(s, ChainRepository.table.c.chain_id, chains)
+            require_parents(
+                s,
+                [
+                    (PipelineRepository.table.c.pipeline_id, {r["pipeline_id"] for r in rows}),
+                    (ChainRepository.table.c.chain_id, chains),
+                ],
+            )
             PredictionRepository(s).insert_many(rows, arrays)
             return [r["prediction_id"] for r in rows]
 

@@ -64,11 +64,45 @@ def missing_ids(session: Session, column: sa.Column[Any], ids: Iterable[str]) ->
 
 def require_ids(session: Session, column: sa.Column[Any], ids: Iterable[str]) -> None:
     """KeyError naming the `ids` that have no row (one query per batch; known ones skipped)."""
-    missing = missing_ids(session, column, ids)
+    _raise_missing(column, missing_ids(session, column, ids))
+
+
+def _raise_missing(column: sa.Column[Any], missing: list[str]) -> None:
     if len(missing) == 1:
         raise KeyError(f"unknown {column.name} {missing[0]!r}")
     if missing:
         raise KeyError(f"unknown {column.name}(s) {missing}")
+
+
+def require_parents(
+    session: Session, wanted: Sequence[tuple[sa.Column[Any], Iterable[str]]]
+) -> None:
+    """`require_ids` for ids of several tables in one statement (a UNION ALL): a row call
+    checking its pipeline and its chain pays one round trip, not two (~1-2 ms each on
+    DuckDB). Large id sets go through `require_ids`, table by table."""
+    pending = []
+    for column, ids in wanted:
+        table = column.table.name
+        todo = sorted(i for i in set(ids) if not is_known(session, table, i))
+        if todo:
+            pending.append((column, todo))
+    if len(pending) < 2 or any(len(todo) > 100 for _, todo in pending):
+        for column, todo in pending:
+            require_ids(session, column, todo)
+        return
+    parts = [
+        sa.select(sa.literal(k).label("k"), sa.cast(column, sa.String).label("v")).where(
+            column.in_(todo)
+        )
+        for k, (column, todo) in enumerate(pending)
+    ]
+    found: dict[int, set[str]] = {}
+    for k, value in session.execute(sa.union_all(*parts)).all():
+        found.setdefault(int(k), set()).add(str(value))
+    for k, (column, todo) in enumerate(pending):
+        present = found.get(k, set())
+        note_known(session, column.table.name, present)
+        _raise_missing(column, [i for i in todo if i not in present])
 
 
 # -- bulk inserts ------------------------------------------------------------------------

@@ -122,7 +122,11 @@ class PredictionRepository:
         conn = self.session.connection()
         if conn.dialect.name == "duckdb":
             raw = conn.connection.driver_connection
-            if rows:  # always Arrow: its JSON text is the one DuckDB exports read back
+            if len(rows) == 1:
+                # One row: a Core insert (~1 ms) instead of an Arrow registration (~4.5 ms,
+                # measured per save_prediction); the JSON text is the same (types.json_text).
+                self.session.execute(sa.insert(T), [with_natural_key(dict(rows[0]))])
+            elif rows:
                 arrow_insert(
                     raw,
                     "predictions",
@@ -186,6 +190,19 @@ class PredictionRepository:
             .group_by(T.c.dataset_name)
         )
         return {name: int(n) for name, n in self.session.execute(query).all()}
+
+    def arrays_state(self, prediction_id: str) -> tuple[bool, bool]:
+        """(the prediction exists, it has arrays) in one query."""
+        canonical = uuid_or_none(prediction_id)
+        if canonical is None:
+            return False, False
+        query = (
+            sa.select(T.c.prediction_id, A.c.prediction_id)
+            .select_from(T.outerjoin(A, A.c.prediction_id == T.c.prediction_id))
+            .where(T.c.prediction_id == canonical)
+        )
+        row = self.session.execute(query).first()
+        return (False, False) if row is None else (True, row[1] is not None)
 
     def exists(self, prediction_id: str) -> bool:
         canonical = uuid_or_none(prediction_id)
