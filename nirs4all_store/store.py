@@ -168,10 +168,12 @@ class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, StatusCalls, Workbenc
         Row calls inside it (begin/complete_pipeline, save_chain(s), save_prediction(s),
         save_prediction_arrays, log_step(s), save_logs) are checked at once and written in
         bulk before the commit, or before any read or other write made through the store;
-        SQL run directly on the yielded Session sees them after `store.flush()`."""
+        SQL run directly on the yielded Session sees them after `store.flush()` (entering a
+        nested `transaction()` flushes too)."""
         self._check_open()
-        if self._uow.current is None:
-            self._sync()  # write-behind rows go first: they were called first
+        # Write-behind rows go first (they were called first); a nested block sees the rows
+        # queued so far, so SQL or repositories used on the yielded Session see them.
+        self._sync()
         outermost = self._uow.current is None
         with self._uow.transaction() as session:
             pending = session.info.setdefault(PENDING_UNLINKS, [])
