@@ -8,11 +8,15 @@ and the commit). A free function given the vault: it needs nothing else of the f
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nirs4all_store.artifacts.files import sha256_file
 from nirs4all_store.artifacts.vault import ArtifactVault, check_grace
+from nirs4all_store.durable import atomic_write
 from nirs4all_store.errors import StoreError
 from nirs4all_store.repositories import ArtifactRepository, ChainRepository
 
@@ -149,3 +153,31 @@ def _remove_orphans(
     for relpath in old:
         if vault.files.delete(relpath):
             report.removed_orphans.append(relpath)
+
+
+#: The last verify() result, beside the database (workspace folder): what a dashboard or a
+#: later session shows as "last checked" (a read-only verify records nothing).
+VERIFY_RECORD = ".last_verify.json"
+
+
+def record_verify(path: Path, report: VerifyReport, repair: bool, seconds: float) -> None:
+    """Write the record atomically; a folder that cannot be written just gets none."""
+    record = {
+        "checked_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "ok": bool(report.ok),
+        "repair": bool(repair),
+        "duration_s": round(seconds, 3),
+        "problems": {k: v for k, v in report.problems().items() if v},
+    }
+    with contextlib.suppress(OSError):
+        atomic_write(path, json.dumps(record, default=str).encode())
+
+
+def read_verify_record(path: Path) -> dict[str, Any] | None:
+    """The record `record_verify` wrote, `checked_at` as a datetime; None if absent/bad."""
+    try:
+        record = json.loads(path.read_text())
+        record["checked_at"] = dt.datetime.fromisoformat(record["checked_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record if isinstance(record, dict) else None

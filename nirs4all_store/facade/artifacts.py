@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from nirs4all_store.artifacts.vault import DEFAULT_GRACE_SECONDS
-from nirs4all_store.artifacts.verify import VerifyReport, verify_vault
+from nirs4all_store.artifacts.verify import (
+    VERIFY_RECORD,
+    VerifyReport,
+    read_verify_record,
+    record_verify,
+    verify_vault,
+)
 from nirs4all_store.db.vacuum import vacuum_database
 from nirs4all_store.facade.base import FacadeBase, delete_pipeline_data
 from nirs4all_store.repositories import ArtifactRepository, PipelineRepository, RunRepository
@@ -147,10 +154,26 @@ class ArtifactCalls(FacadeBase):
         """
         self._check_open()
         self._sync()
+        start = time.perf_counter()
         try:
-            return verify_vault(self.vault, repair=repair, grace_seconds=grace_seconds, force=force)
+            report = verify_vault(
+                self.vault, repair=repair, grace_seconds=grace_seconds, force=force
+            )
         finally:
             self._forget_artifacts()
+        if not self.read_only:  # a read-only handle writes nothing, this record included
+            record_verify(self._verify_record_path(), report, repair, time.perf_counter() - start)
+        return report
+
+    def last_verify(self) -> dict[str, Any] | None:
+        """The result of the last `verify()` run on this workspace by a writable store:
+        `checked_at` (UTC), `ok`, `repair`, `duration_s` and the non-empty `problems`;
+        None if none was recorded (or the record is unreadable)."""
+        self._check_open()
+        return read_verify_record(self._verify_record_path())
+
+    def _verify_record_path(self) -> Path:
+        return (self.path or self.artifacts_path.parent) / VERIFY_RECORD
 
     def vacuum(self) -> dict[str, Any]:
         """Reclaim space (DuckDB: copy into a fresh file and swap atomically)."""

@@ -283,3 +283,22 @@ def test_kill_during_vacuum_leaves_a_valid_workspace(tmp_path: Path) -> None:
         assert snapshot(store) == before
     assert not (ws / "store.duckdb.vacuum").exists()
     assert "killed" in outcomes, outcomes
+
+
+def test_the_last_verify_is_recorded_for_later_sessions(
+    open_store: Callable[..., WorkspaceStore],
+) -> None:
+    store = open_store()
+    assert store.last_verify() is None
+    store.verify()
+    first = store.last_verify()
+    assert first is not None and first["ok"] is True and first["repair"] is False
+    assert first["problems"] == {}
+    store.verify(repair=True)
+    store.close()
+    reader = open_store(read_only=True)
+    again = reader.last_verify()
+    assert again is not None and again["repair"] is True
+    assert again["checked_at"] >= first["checked_at"]
+    reader.verify()  # a read-only handle records nothing
+    assert reader.last_verify() == again

@@ -247,6 +247,18 @@ def test_workspace_status_and_verify(server: Server, filled: Filled):
     assert server.get("/api/workspace").json()["verify"]["ok"] is True
 
 
+def test_workspace_shows_the_verify_recorded_by_another_session(server: Server, filled: Filled):
+    """A verify() run from code or the CLI (a writable store records it) is the one shown
+    once it is newer than the dashboard's own check."""
+    with n4s.WorkspaceStore(filled.path, lock_timeout=30) as store:
+        store.verify()
+        recorded = store.last_verify()
+    assert recorded is not None
+    shown = server.get("/api/workspace").json()["verify"]
+    assert shown["repair"] is False and shown["ok"] is True  # only the record has "repair"
+    assert "last check" in server.get("/workspace").text
+
+
 # -- bad input, binding, offline -------------------------------------------------------------
 
 BAD = [

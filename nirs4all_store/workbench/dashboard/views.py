@@ -242,9 +242,13 @@ def compare(state: AppState, query: Mapping[str, str]) -> dict[str, Any]:
 def workspace(state: AppState) -> dict[str, Any]:
     with data.reader(state.source) as store:
         status = data.workspace_status(store)
+        recorded = store.last_verify()  # the last verify() of a writable store (CLI, code)
+    latest = state.last_verify  # the one run from this dashboard (read-only: not recorded)
+    if latest is None or (recorded is not None and recorded["checked_at"] > latest["checked_at"]):
+        latest = recorded
     return {
         "status": status,
-        "verify": state.last_verify,  # the store keeps no record of past verify() runs
+        "verify": latest,
         "workspace": str(state.source.workspace),
         "url": state.source.url,
     }
