@@ -210,28 +210,24 @@ def raw_arrow_per_pipeline(rows: dict[str, Any]) -> float:
         db = empty_duckdb(folder)
         con = duckdb.connect(str(db))
         start = time.perf_counter()
-        con.register("batch", rows["runs"])
-        con.execute("INSERT INTO runs SELECT * FROM batch")
-        con.unregister("batch")
+        arrow_into(con, {"runs": rows["runs"]})
         for group in groups:
             for path, data in group["files"].items():
                 durable_write(db.parent / "artifacts" / path, data)
             con.execute("BEGIN")
-            for table in (
-                "pipelines",
-                "artifacts",
-                "chains",
-                "predictions",
-                "prediction_arrays",
-                "logs",
-            ):
-                con.register("batch", group[table])
-                con.execute(f"INSERT INTO {table} SELECT * FROM batch")
-                con.unregister("batch")
+            arrow_into(con, {t: group[t] for t in TABLES if t != "runs"})
             con.execute("COMMIT")
         seconds = time.perf_counter() - start
         con.close()
     return seconds
+
+
+def arrow_into(con: Any, tables: dict[str, Any]) -> None:
+    """One Arrow insert per table, in the order given (parents first)."""
+    for table, batch in tables.items():
+        con.register("batch", batch)
+        con.execute(f"INSERT INTO {table} SELECT * FROM batch")
+        con.unregister("batch")
 
 
 def empty_duckdb(folder: Path) -> Path:
@@ -264,10 +260,7 @@ def raw_arrow(rows: dict[str, Any]) -> float:
         con = duckdb.connect(str(empty_duckdb(folder)))
         start = time.perf_counter()
         con.execute("BEGIN")
-        for table in TABLES:
-            con.register("batch", rows[table])
-            con.execute(f"INSERT INTO {table} SELECT * FROM batch")
-            con.unregister("batch")
+        arrow_into(con, {t: rows[t] for t in TABLES})
         con.execute("COMMIT")
         seconds = time.perf_counter() - start
         con.close()

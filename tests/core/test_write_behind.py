@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_write_queue import _assert_visible, _record_one
+from test_write_queue import _assert_visible, _record_one, start_child
 
 from nirs4all_store import ConstraintError, WorkspaceStore, WriteBehindError
 
@@ -132,13 +132,7 @@ while True:
 def test_a_sigkill_loses_at_most_the_queued_window(
     workspace: Path, database_url: str | None, open_store: Any
 ) -> None:
-    code = _KILLED.format(workspace=str(workspace), url=database_url)
-    child = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = start_child(_KILLED.format(workspace=str(workspace), url=database_url))
     assert child.stdout is not None
     line = child.stdout.readline()
     assert line.strip(), child.stderr.read() if child.stderr else "no output"

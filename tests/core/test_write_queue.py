@@ -188,6 +188,16 @@ def test_a_delete_inside_a_transaction_makes_parents_be_looked_up_again(
     assert store.get_run(run_id) is None and store.get_run(other) is not None
 
 
+def start_child(code: str) -> subprocess.Popen[str]:
+    """`code` in a fresh interpreter, its output piped (a writer to kill)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 _KILLED = """
 import os, sys, time
 import numpy as np
@@ -213,13 +223,7 @@ with store.transaction():
 def test_a_sigkill_inside_a_transaction_loses_only_that_transaction(
     workspace: Path, database_url: str | None, open_store: Any
 ) -> None:
-    code = _KILLED.format(workspace=str(workspace), url=database_url)
-    child = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = start_child(_KILLED.format(workspace=str(workspace), url=database_url))
     assert child.stdout is not None
     run_id, p1 = child.stdout.readline().split()
     assert child.stdout.readline().strip() == "inside", child.stderr.read() if child.stderr else ""
