@@ -225,7 +225,12 @@ def test_atomic_write_failure_midway_cleans_temporary(
 
 def test_rolled_back_save_leaves_an_orphan_that_repair_removes(store: WorkspaceStore) -> None:
     with pytest.raises(RuntimeError, match="abort"), store.transaction():
-        store.save_artifact(np.arange(77.0))
+        store.save_artifact(np.arange(66.0))  # queued: its file is written by the flush
+        raise RuntimeError("abort")
+    assert store.list_artifacts().num_rows == 0 and all_files(store) == []
+    with pytest.raises(RuntimeError, match="abort"), store.transaction():
+        artifact_id = store.save_artifact(np.arange(77.0))
+        assert store.get_artifact_path(artifact_id).is_file()  # the read flushed it
         raise RuntimeError("abort")
     assert store.list_artifacts().num_rows == 0
     (orphan,) = all_files(store)
