@@ -186,12 +186,7 @@ class WriteQueue:
         self._require(lookup, "pipelines", PIPELINES, {r["pipeline_id"] for r in rows})
         chains = {r["chain_id"] for r in rows if r["chain_id"] is not None}
         self._require(lookup, "chains", CHAINS, chains)
-        keys = [self._new_key(row, lookup) for row in rows]
-        if len(set(keys)) != len(keys):
-            raise ConstraintError(
-                "save_predictions conflicts with itself: two records share "
-                "(pipeline, chain, fold, partition, model, branch)"
-            )
+        keys = self._new_keys(rows, lookup)
         for row in rows:
             self.predictions[row["prediction_id"]] = row
         self.known.keys.update(keys)
@@ -199,22 +194,36 @@ class WriteQueue:
             self.arrays[item["prediction_id"]] = item
         return [row["prediction_id"] for row in rows]
 
-    def _new_key(self, row: dict[str, Any], lookup: Lookup[Any]) -> str:
-        key = natural_key(
-            row["pipeline_id"], row["chain_id"], row["fold_id"], row["partition"],
-            row["model_name"], row["branch_id"],
-        )  # fmt: skip
-        stored = None
-        if key not in self.known.keys and row["pipeline_id"] not in self.known.created_pipelines:
-            stored = lookup(lambda s: PredictionRepository(s).id_for_natural_key(key))
-        if key in self.known.keys or stored is not None:
-            raise ConstraintError(
-                f"save_predictions conflicts with stored data: a prediction of pipeline "
-                f"{row['pipeline_id']!r} already has fold {row['fold_id']!r}, partition "
-                f"{row['partition']!r}, model {row['model_name']!r} (chain "
-                f"{row['chain_id']!r}, branch {row['branch_id']!r})"
+    def _new_keys(self, rows: list[dict[str, Any]], lookup: Lookup[Any]) -> list[str]:
+        """The rows' natural keys, refused when one repeats a queued or stored prediction.
+        Only pipelines created elsewhere can have stored predictions: their keys are looked
+        up in one query per call (chunked), not one per row."""
+        keys = [
+            natural_key(
+                r["pipeline_id"], r["chain_id"], r["fold_id"], r["partition"],
+                r["model_name"], r["branch_id"],
             )
-        return key
+            for r in rows
+        ]  # fmt: skip
+        if len(set(keys)) != len(keys):
+            raise ConstraintError(
+                "save_predictions conflicts with itself: two records share "
+                "(pipeline, chain, fold, partition, model, branch)"
+            )
+        created = self.known.created_pipelines
+        outside = [k for k, r in zip(keys, rows, strict=True) if r["pipeline_id"] not in created]
+        stored: set[str] = set()
+        if outside:
+            stored = lookup(lambda s: PredictionRepository(s).stored_natural_keys(outside))
+        for key, row in zip(keys, rows, strict=True):
+            if key in self.known.keys or key in stored:
+                raise ConstraintError(
+                    f"save_predictions conflicts with stored data: a prediction of pipeline "
+                    f"{row['pipeline_id']!r} already has fold {row['fold_id']!r}, partition "
+                    f"{row['partition']!r}, model {row['model_name']!r} (chain "
+                    f"{row['chain_id']!r}, branch {row['branch_id']!r})"
+                )
+        return keys
 
     def add_arrays(self, arrays: dict[str, Any], lookup: Lookup[Any]) -> None:
         prediction_id = arrays["prediction_id"]
@@ -256,7 +265,8 @@ class WriteQueue:
         for pipeline_id, values in self.completions.items():
             pipelines.apply_completion(pipeline_id, values)
         touched = sorted(created | referenced)
-        StatusRepository(s).heartbeat_of_pipelines(touched)  # the run's process is alive
+        for start in range(0, len(touched), 1000):  # bounded IN lists (SQLite's bind limit)
+            StatusRepository(s).heartbeat_of_pipelines(touched[start : start + 1000])
         self.detach()  # written: drop the rows, keep what is known
 
     def _flush_artifacts(self, s: Session) -> None:

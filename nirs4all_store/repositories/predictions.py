@@ -182,6 +182,15 @@ class PredictionRepository:
         found = self.session.execute(query).scalar_one_or_none()
         return None if found is None else str(found)
 
+    def stored_natural_keys(self, keys: Sequence[str]) -> set[str]:
+        """Which of `keys` a stored prediction has (one query per 5,000 keys)."""
+        found: set[str] = set()
+        for start in range(0, len(keys), 5000):
+            chunk = list(keys[start : start + 5000])
+            query = sa.select(T.c.natural_key).where(T.c.natural_key.in_(chunk))
+            found.update(str(k) for k in self.session.execute(query).scalars())
+        return found
+
     def array_counts_by_dataset(self) -> dict[str, int]:
         """How many predictions of each dataset have arrays (one grouped query)."""
         query = (
