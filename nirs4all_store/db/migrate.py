@@ -21,7 +21,7 @@ from nirs4all_store.errors import MigrationRequiredError, SchemaTooNewError
 from nirs4all_store.models import SKIP_ON, Base
 
 VERSION_TABLE = "nirs4all_store_version"
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 #: The Alembic script folder: one location, the same in a checkout and in the wheel.
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"

@@ -1,11 +1,12 @@
 """Bulk paths for prediction arrays: Arrow tables for DuckDB's raw connection and binary
-COPY for PostgreSQL on write, Arrow / binary-format `array_send` on read (the dense
-y_true/y_pred arrays are most of a run's bytes)."""
+COPY of the raw bytes for PostgreSQL on write, Arrow / a binary-format cursor on read (the
+dense y_true/y_pred arrays are most of a run's bytes)."""
 
 from __future__ import annotations
 
+import functools
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,100 +15,59 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nirs4all_store.models import PredictionArrays
-from nirs4all_store.types import Float64Array, decode_pg_array
+from nirs4all_store.types import Float64Array, array_bytes_parts, decode_array_bytes
 from nirs4all_store.validation import ARRAY_FIELDS
 
 A = PredictionArrays.__table__
 
 
 # -- COPY path for arrays (PostgreSQL) -------------------------------------------------------
-_PG_ELEMENT_OIDS = {"y_true": 701, "y_pred": 701, "y_proba": 701, "weights": 701}
-_PG_ELEMENT_OIDS["sample_indices"] = 20  # float8 = 701, int8 = 20 (pg_type)
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
+_COPY_NULL = struct.pack(">i", -1)
 _COPY_CHUNK = 1 << 24  # bytes handed to the server per write
+_COPY_DIRECT = 1 << 20  # an array body from this size is written from its own memory
 
 
 def pg_copy_arrays(raw: Any, arrays: Sequence[dict[str, Any]]) -> None:
     """Binary COPY of prediction arrays, inside the session's transaction (same connection).
 
-    The COPY stream is built by numpy, not by psycopg from Python lists: one prediction with
-    2 x 2e6 doubles took 10.8 s through `tolist()` + `write_row` and ~0.5 s this way (item
-    11 of issue 15); 10x faster than executemany already for many small arrays. Small parts
-    are joined into `_COPY_CHUNK` writes; a large array is encoded and written in slices
-    through one reused buffer (a whole 1e7-double body was 120 MB of fresh memory per array,
-    ~0.4 s to build on the project machine)."""
+    Each array is a bytea field holding its stored bytes (`types.array_bytes_parts`, the
+    form revision 0008 gave the columns): a large array's memory is handed to psycopg as it
+    is (no copy on a little-endian machine), small fields are joined into `_COPY_CHUNK`
+    writes. Measured on one prediction with 2 x 1e7 doubles: the former `array_send`
+    format needed a 12-byte item per double encoded by numpy (~0.07 s, 240 MB) and the
+    server's array_recv; 10x faster than executemany for many small arrays already."""
     fields = [f for f in ARRAY_FIELDS if any(a[f] is not None for a in arrays)]
     cols = ", ".join(["prediction_id", *fields])
     statement = f"COPY {A.name} ({cols}) FROM STDIN (FORMAT BINARY)"
+    kinds: dict[str, Float64Array] = {f: A.c[f].type for f in fields}
     with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        pending: list[bytes] = [_COPY_HEADER]
+        pending: list[bytes | memoryview] = [_COPY_HEADER]
         size = len(_COPY_HEADER)
-        scratch: dict[str, np.ndarray] = {}
         for a in arrays:
             key = str(a["prediction_id"]).encode("utf-8")
             pending += [struct.pack(">hi", 1 + len(fields), len(key)), key]
             size += 6 + len(key)
             for f in fields:
-                for part in _pg_array_field(a[f], _PG_ELEMENT_OIDS[f], scratch):
-                    if isinstance(part, memoryview):  # a slice of the reused buffer: now
-                        copy.write(b"".join(pending))
-                        copy.write(part)
-                        pending, size = [], 0
-                    else:
-                        pending.append(part)
-                        size += len(part)
+                if a[f] is None:
+                    pending.append(_COPY_NULL)
+                    size += 4
+                    continue
+                prefix, body = array_bytes_parts(np.asarray(a[f], dtype=kinds[f].dtype))
+                pending.append(struct.pack(">i", len(prefix) + body.nbytes) + prefix)
+                if body.nbytes >= _COPY_DIRECT:  # the array's own memory, now
+                    copy.write(b"".join(pending))
+                    copy.write(body)
+                    pending, size = [], 0
+                else:
+                    pending.append(body)
+                    size += 4 + len(prefix) + body.nbytes
             if size >= _COPY_CHUNK:
                 copy.write(b"".join(pending))
                 pending, size = [], 0
         pending.append(_COPY_TRAILER)
         copy.write(b"".join(pending))
-
-
-_SLICE_ITEMS = 1 << 20  # array items encoded per slice of a large field (12 MB buffer)
-
-
-def _pg_array_field(
-    value: np.ndarray | None, oid: int, scratch: dict[str, np.ndarray]
-) -> Iterator[bytes | memoryview]:
-    """One field of a binary COPY row: PostgreSQL's array wire format (`array_send`).
-
-    Small bodies come as bytes; a body over `_SLICE_ITEMS` items as memoryviews of one
-    buffer kept in `scratch` and overwritten by the next slice (written before then)."""
-    if value is None:
-        yield struct.pack(">i", -1)
-        return
-    arr = np.asarray(value)
-    if arr.size == 0:
-        body = struct.pack(">iii", 0, 0, oid)
-        yield struct.pack(">i", len(body)) + body
-        return
-    header = struct.pack(">iii", arr.ndim, 0, oid) + b"".join(
-        struct.pack(">ii", n, 1) for n in arr.shape
-    )
-    element = ">f8" if oid == 701 else ">i8"
-    yield struct.pack(">i", len(header) + 12 * arr.size) + header
-    flat = arr.reshape(-1)
-    if arr.size <= _SLICE_ITEMS:
-        yield _pg_items(flat, element, None).tobytes()
-        return
-    for start in range(0, arr.size, _SLICE_ITEMS):
-        items = _pg_items(flat[start : start + _SLICE_ITEMS], element, scratch)
-        yield items.view(np.uint8).data
-
-
-def _pg_items(values: np.ndarray, element: str, scratch: dict[str, np.ndarray] | None) -> Any:
-    """(int32 length 8, big-endian value) per item, in `scratch`'s buffer when given."""
-    dtype = np.dtype([("length", ">i4"), ("value", element)])
-    if scratch is None:
-        items = np.empty(len(values), dtype=dtype)
-    else:
-        if scratch.get(element) is None:
-            scratch[element] = np.empty(_SLICE_ITEMS, dtype=dtype)
-        items = scratch[element][: len(values)]
-    items["length"] = 8
-    items["value"] = values
-    return items
 
 
 def _offsets(lengths: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -190,9 +150,10 @@ def read_arrays(session: Session, prediction_ids: Sequence[str]) -> dict[str, di
     row holds prediction_id and every array field (None where not stored).
 
     Measured on one prediction with 2 x 1e7 doubles: DuckDB handed SQLAlchemy Python lists
-    (5.9 s, ~3 GB peak) where an Arrow fetch takes well under a second; PostgreSQL sent
-    `array_send` bytea in text format (hex, twice the bytes, ~3 s) where a binary-format
-    cursor reads the raw bytes. Both stay on the session's connection and transaction."""
+    (5.9 s, ~3 GB peak) where an Arrow fetch takes well under a second; PostgreSQL sends
+    bytea in text format as hex (twice the bytes, ~3 s with the former `array_send`) where
+    a binary-format cursor reads the raw bytes, which numpy takes as they are (one copy,
+    so the arrays are writable). Both stay on the session's connection and transaction."""
     if not prediction_ids:
         return {}
     conn = session.connection()
@@ -205,22 +166,40 @@ def read_arrays(session: Session, prediction_ids: Sequence[str]) -> dict[str, di
 
 
 def _pg_read(raw: Any, prediction_ids: list[str]) -> dict[str, dict[str, Any]]:
-    selected = ", ".join(f"array_send({f})" for f in ARRAY_FIELDS)
+    selected = ", ".join(ARRAY_FIELDS)
     statement = (
         f"SELECT prediction_id::text, {selected} FROM {A.name} WHERE prediction_id = ANY(%s)"
     )
     result: dict[str, dict[str, Any]] = {}
     with raw.cursor() as cursor:
+        cursor.adapters.register_loader("bytea", _bytearray_loader())
         cursor.execute(statement, [prediction_ids], binary=True)
         for prediction_id, *values in cursor:
             row: dict[str, Any] = {"prediction_id": prediction_id}
             for field, value in zip(ARRAY_FIELDS, values, strict=True):
                 kind: Float64Array = A.c[field].type
                 row[field] = (
-                    None if value is None else decode_pg_array(value, kind.ndim, kind.dtype)
+                    None if value is None else decode_array_bytes(value, kind.ndim, kind.dtype)
                 )
             result[prediction_id] = row
     return result
+
+
+@functools.cache
+def _bytearray_loader() -> type:
+    """A psycopg loader giving bytea as a bytearray: psycopg hands the loader a view of
+    libpq's result, so this is the one copy, and numpy keeps it as the array's writable
+    memory (`decode_array_bytes`). Built on first use: psycopg is an optional dependency."""
+    from psycopg.adapt import Loader
+    from psycopg.pq import Format
+
+    class WritableBytea(Loader):
+        format = Format.BINARY
+
+        def load(self, data: Any) -> bytearray:
+            return bytearray(data)
+
+    return WritableBytea
 
 
 def _duckdb_read(raw: Any, prediction_ids: list[str]) -> dict[str, dict[str, Any]]:

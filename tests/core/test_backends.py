@@ -1,6 +1,6 @@
 """Backend-specific behaviour: what each engine is given, checked in the real database.
 
-PostgreSQL: JSONB, native DOUBLE PRECISION[] arrays, foreign keys with ON DELETE CASCADE,
+PostgreSQL: JSONB, arrays as raw bytes (bytea), foreign keys with ON DELETE CASCADE,
 no implicit migration of an older schema. SQLite: WAL, foreign keys, busy timeout,
 BEGIN IMMEDIATE. DuckDB: no foreign keys in its DDL (the repositories cascade). The URL can
 come from NIRS4ALL_STORE_URL.
@@ -89,23 +89,22 @@ def test_postgresql_column_types(backend: str, store: WorkspaceStore) -> None:
         assert types[("predictions", column)] == ("jsonb", "jsonb")
     for table, column in (("runs", "config"), ("chains", "steps"), ("logs", "details")):
         assert types[(table, column)] == ("jsonb", "jsonb")
-    for column in ("y_true", "y_pred", "y_proba", "weights"):
-        assert types[("prediction_arrays", column)] == ("ARRAY", "_float8"), column
-    assert types[("prediction_arrays", "sample_indices")] == ("ARRAY", "_int8")
+    for column in ("y_true", "y_pred", "y_proba", "sample_indices", "weights"):
+        assert types[("prediction_arrays", column)] == ("bytea", "bytea"), column  # rev. 0008
     assert types[("predictions", "val_score")][0] == "double precision"
 
-    # Arrays are stored natively (NaN kept, y_proba 2-D), readable by plain SQL.
+    # Arrays are the raw little-endian items (NaN kept), y_proba prefixed by its column count.
     fill(store)
     with store.engine.connect() as conn:
         row = conn.execute(
             sa.text(
-                "SELECT y_true[2] AS nan_value, array_ndims(y_proba) AS dims, "
-                "scores -> 'val' ->> 'rmse' AS rmse FROM prediction_arrays "
-                "JOIN predictions USING (prediction_id)"
+                "SELECT y_true, y_proba, scores -> 'val' ->> 'rmse' AS rmse "
+                "FROM prediction_arrays JOIN predictions USING (prediction_id)"
             )
         ).one()
-    assert np.isnan(row.nan_value)
-    assert row.dims == 2
+    np.testing.assert_array_equal(np.frombuffer(row.y_true, "<f8"), [1.0, np.nan, 3.0])
+    assert np.frombuffer(row.y_proba, "<i8", count=1)[0] == 2
+    assert np.frombuffer(row.y_proba, "<f8", offset=8).tolist() == [0.1, 0.9, 0.5, 0.5, 1.0, 0.0]
     assert row.rmse == "0.5"
 
 

@@ -12,9 +12,11 @@ Create Date: 2026-11-26
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 from nirs4all_store.types import Float64Array, JSONValue, UTCDateTime
 
@@ -148,15 +150,24 @@ def _create_predictions() -> None:
     _index("predictions", "dataset_name", "partition")
 
 
+def _array(ndim: int, dtype: str = "float64") -> sa.types.TypeEngine[Any]:
+    """The array column type of this revision: PostgreSQL held native arrays until 0008
+    turned them into bytea (frozen here, whatever `Float64Array` becomes)."""
+    if op.get_bind().dialect.name == "postgresql":
+        item = sa.BigInteger() if dtype == "int64" else sa.Double()
+        return postgresql.ARRAY(item, dimensions=ndim)
+    return Float64Array(ndim, dtype)
+
+
 def _create_prediction_arrays() -> None:
     op.create_table(
         "prediction_arrays",
         sa.Column("prediction_id", sa.String(), nullable=False),
-        sa.Column("y_true", Float64Array(1), nullable=True),
-        sa.Column("y_pred", Float64Array(1), nullable=True),
-        sa.Column("y_proba", Float64Array(2), nullable=True),
-        sa.Column("sample_indices", Float64Array(1, "int64"), nullable=True),
-        sa.Column("weights", Float64Array(1), nullable=True),
+        sa.Column("y_true", _array(1), nullable=True),
+        sa.Column("y_pred", _array(1), nullable=True),
+        sa.Column("y_proba", _array(2), nullable=True),
+        sa.Column("sample_indices", _array(1, "int64"), nullable=True),
+        sa.Column("weights", _array(1), nullable=True),
         sa.PrimaryKeyConstraint("prediction_id", name="pk_prediction_arrays"),
         *_fk("prediction_id", "predictions.prediction_id", "prediction_arrays"),
     )
