@@ -113,9 +113,22 @@ def _resolve_url(workspace: Path | None, url: str | URL | None, options: OpenOpt
     if options.read_only and db_file is not None and not db_file.is_file():
         raise WorkspaceNotFoundError(
             f"no store database at {db_file}: a read-only store never creates one "
-            "(open it read-write once, or check the path)"
+            f"({_read_only_hint(workspace, url)})"
         )
     return resolved
+
+
+def _read_only_hint(workspace: Path | None, url: str | URL | None) -> str:
+    """What to do about a missing database: a folder of nirs4all 0.8's own store is adopted
+    by a read-write open (never by a read-only one, which writes nothing)."""
+    from nirs4all_store.legacy.nirs4all08 import SQLITE_FILENAME
+
+    if url is None and workspace is not None and (workspace / SQLITE_FILENAME).is_file():
+        return (
+            f"the folder holds nirs4all 0.8's {SQLITE_FILENAME}: open it once read-write "
+            "to adopt it"
+        )
+    return "open it read-write once, or check the path"
 
 
 def _adopt_nirs4all_sqlite(workspace: Path, db_file: Path) -> None:

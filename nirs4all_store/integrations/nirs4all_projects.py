@@ -98,6 +98,9 @@ class Nirs4allProjects:
             artifact_id = str(
                 self.save_artifact(obj, operator_class, artifact_type, format)  # type: ignore[attr-defined]
             )
+            # Inside a transaction the save is queued until the next read or write: write it
+            # now, so the key's UPDATE finds the row (else "unknown artifact_id").
+            self._sync()  # type: ignore[attr-defined]
             ArtifactCacheRepository(session).set_key(
                 artifact_id, chain_path_hash, input_data_hash, dataset_hash
             )

@@ -11,8 +11,14 @@ import json
 from typing import Any
 
 import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from nirs4all_store.integrations.nirs4all_sql import arrow_to_polars
+from nirs4all_store.repositories.base import rows_to_arrow
+from nirs4all_store.repositories.predictions import T as PREDICTIONS
+from nirs4all_store.repositories.predictions import apply_filters
+from nirs4all_store.validation import check_page
 
 __all__ = ["CHAIN_JSON", "Nirs4allReads"]
 
@@ -27,6 +33,9 @@ _QUERY_ARGS = (
     "dataset_name", "model_class", "partition", "fold_id", "branch_id", "pipeline_id", "run_id",
     "task_type", "limit", "offset",
 )  # fmt: skip
+#: Text filters the reference turns into `LIKE` when the value holds a `%` (its
+#: `build_prediction_query`, nirs4all 0.8.11): `model_class="sklearn.PLS%"`.
+_LIKE_FILTERS = ("dataset_name", "model_class", "partition", "fold_id", "pipeline_id")
 _TOP_ARGS = ("n", "metric", "ascending", "partition", "dataset_name", "task_type", "group_by")
 _RUNS_ARGS = ("status", "dataset", "project_id", "limit", "offset")
 
@@ -79,9 +88,25 @@ class Nirs4allReads:
         return arrow_to_polars(super().get_run_log_summary(run_id))  # type: ignore[misc]
 
     def query_predictions(self, *args: Any, **kwargs: Any) -> Any:
-        """Predictions matching the filters (None means no filter), as a polars DataFrame."""
+        """Predictions matching the filters (None means no filter), as a polars DataFrame.
+
+        Filters are nirs4all's, by name or position (`dataset_name`, `model_class`,
+        `partition`, `fold_id`, `branch_id`, `pipeline_id`, `run_id`, `task_type`, `limit`,
+        `offset`); a text filter holding a `%` is a SQL LIKE pattern, as in the reference
+        (`model_class="sklearn.PLS%"`). Rows come oldest first (the reference: newest first).
+        """
         given = {k: v for k, v in _named(_QUERY_ARGS, args, kwargs).items() if v is not None}
-        table = super().query_predictions(**given)  # type: ignore[misc]
+        patterns = {
+            k: given.pop(k)
+            for k in _LIKE_FILTERS
+            if isinstance(given.get(k), str) and "%" in given[k]
+        }
+        if not patterns:
+            table = super().query_predictions(**given)  # type: ignore[misc]
+        else:
+            table = self._read(  # type: ignore[attr-defined]
+                "query_predictions", lambda s: _query_like(s, given, patterns)
+            )
         return arrow_to_polars(table, PREDICTION_JSON)
 
     def top_predictions(self, *args: Any, **kwargs: Any) -> Any:
@@ -91,6 +116,21 @@ class Nirs4allReads:
             given.pop("task_type", None)
         table = super().top_predictions(**given)  # type: ignore[misc]
         return arrow_to_polars(table, PREDICTION_JSON)
+
+
+def _query_like(session: Session, given: dict[str, Any], patterns: dict[str, str]) -> pa.Table:
+    """`query_predictions` with LIKE patterns: the other filters checked and applied as the
+    store applies them, the patterns in the same SQL statement, same order and paging."""
+    table = PREDICTIONS
+    limit, offset = check_page(given.pop("limit", None), given.pop("offset", 0))
+    run_id = given.pop("run_id", None)
+    query = apply_filters(sa.select(table), given, run_id=run_id)
+    for name, pattern in patterns.items():
+        query = query.where(table.c[name].like(pattern))
+    query = query.order_by(table.c.created_at, table.c.prediction_id).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return rows_to_arrow(list(table.columns), session.execute(query).all())
 
 
 def _names(datasets: Any, wanted: str) -> bool:

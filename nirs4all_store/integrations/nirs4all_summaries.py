@@ -14,6 +14,9 @@ from typing import Any
 from nirs4all_store.integrations.nirs4all_sql import arrow_to_polars, rows_to_polars
 from nirs4all_store.repositories.chain_summary_query import ChainSummaryQuery
 
+#: The array fields of `get_prediction_arrays` (nirs4all before 0.8 returned these five).
+_ARRAYS = ("y_true", "y_pred", "y_proba", "weights", "sample_indices")
+
 __all__ = ["HIGHER_IS_BETTER_METRICS", "Nirs4allSummaries", "metric_ascending"]
 
 #: nirs4all 0.8.11's `nirs4all.core.metrics.HIGHER_IS_BETTER_METRICS` (its single source of
@@ -159,3 +162,14 @@ class Nirs4allSummaries:
             lambda s: ChainSummaryQuery(s).chain_predictions(chain_id, partition, fold_id),
         )
         return arrow_to_polars(table, _PREDICTION_JSON)
+
+    def get_prediction_arrays(self, prediction_id: str) -> dict[str, Any] | None:
+        """The arrays of one prediction (`y_true`, `y_pred`, `y_proba`, `weights`,
+        `sample_indices`; a missing one None), None when it has none or does not exist.
+
+        The call of nirs4all's store before 0.8 (arrays in DuckDB), still read by its web
+        application; nirs4all's id or the stored one finds the prediction."""
+        arrays = self.array_store.load_single(prediction_id)  # type: ignore[attr-defined]
+        if arrays is None:
+            return None
+        return {name: arrays.get(name) for name in _ARRAYS}

@@ -19,6 +19,7 @@ from nirs4all_store.db.migrate import upgrade
 from nirs4all_store.durable import fsync_file
 from nirs4all_store.errors import AdoptionError
 from nirs4all_store.legacy.header import attach
+from nirs4all_store.legacy.ids import register_prediction_id_udf, stored_id_sql
 from nirs4all_store.legacy.plan import LegacyColumns, Plan, n_samples_sql, quote, target_columns
 from nirs4all_store.legacy.schema import NOT_NULL_FILLS, TIMESTAMP_FILL_COLUMNS
 from nirs4all_store.legacy.swap import AdoptionPaths, unlink, wal
@@ -34,6 +35,8 @@ def _select_expr(
         return "0"
     if table == "predictions" and name == "natural_key":
         return NATURAL_KEY_SQL
+    if table in ("predictions", "prediction_arrays") and name == "prediction_id":
+        return stored_id_sql(quote(name))  # 16-character nirs4all ids: their uuid5
     if name not in legacy:
         if nullable:
             return "NULL"
@@ -64,6 +67,7 @@ def copy_all(
 ) -> None:
     """Copy every table and recompute ref counts in one transaction of the new database."""
     fill_time = f"TIMESTAMP '{started.isoformat(sep=' ')}'"
+    register_prediction_id_udf(con)
     con.execute("BEGIN")
     try:
         for report in plan.tables:

@@ -25,7 +25,6 @@ The original files are only read: ``store.sqlite`` stays in place, ``arrays/`` t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -34,6 +33,7 @@ import duckdb
 import pyarrow as pa
 
 from nirs4all_store.errors import AdoptionError
+from nirs4all_store.legacy.ids import UDF_NAME, register_prediction_id_udf
 from nirs4all_store.legacy.plan import quote
 from nirs4all_store.legacy.schema import CORE_TABLES, LEGACY_COLUMNS, OPTIONAL_TABLES
 from nirs4all_store.validation import stored_prediction_id
@@ -55,17 +55,11 @@ _ARRAY_COLUMNS = {
 _META_TABLES = tuple(t for t in (*OPTIONAL_TABLES, *CORE_TABLES) if t != "prediction_arrays")
 
 
-def _register_udf(con: duckdb.DuckDBPyConnection) -> None:
-    # NULL ids stay NULL without a call (DuckDB's default null handling).
-    with contextlib.suppress(duckdb.Error):  # already registered on this connection
-        con.create_function("n4a_prediction_uuid", stored_prediction_id, ["VARCHAR"], "VARCHAR")
-
-
 def _expr(table: str, column: str) -> str:
     """The staged value of a source column: legacy type, ids mapped, hashes without prefix."""
     col = quote(column)
     if column == "prediction_id":
-        return f"n4a_prediction_uuid({col}::VARCHAR)"
+        return f"{UDF_NAME}({col}::VARCHAR)"
     if table == "artifacts" and column == "content_hash":
         return f"regexp_replace({col}::VARCHAR, '^sha256:', '')"
     if table == "predictions" and column == "chain_id":
@@ -121,7 +115,7 @@ def _sqlite_table(db: sqlite3.Connection, table: str) -> pa.Table:
 def stage_from_sqlite(con: duckdb.DuckDBPyConnection, workspace: Path) -> None:
     """Build ``old`` (in memory) from ``store.sqlite`` and ``arrays/`` (read only)."""
     path = workspace / SQLITE_FILENAME
-    _register_udf(con)
+    register_prediction_id_udf(con)
     con.execute("ATTACH ':memory:' AS old")
     # Without a WAL beside it the file is complete: immutable=1 reads it creating nothing
     # (mode=ro alone left empty store.sqlite-wal and -shm files behind, measured on 0.8.11's
@@ -174,7 +168,7 @@ def stage_from_duckdb(
     con: duckdb.DuckDBPyConnection, alias: str, workspace: Path, db: Path
 ) -> None:
     """Build ``old`` (in memory) from the attached nirs4all 0.8 DuckDB file `alias`."""
-    _register_udf(con)
+    register_prediction_id_udf(con)
     con.execute("ATTACH ':memory:' AS old")
     problems: list[str] = []
     for table in _META_TABLES:
@@ -215,7 +209,7 @@ def _stage_arrays(con: duckdb.DuckDBPyConnection, workspace: Path) -> None:
     casts = ", ".join(f"{quote(c)}::{t}" for c, t in _ARRAY_COLUMNS.items())
     con.execute(
         f"INSERT INTO old.main.prediction_arrays (prediction_id, {names}) "
-        f"SELECT id, {casts} FROM (SELECT n4a_prediction_uuid(prediction_id::VARCHAR) AS id, * "
+        f"SELECT id, {casts} FROM (SELECT {UDF_NAME}(prediction_id::VARCHAR) AS id, * "
         f"FROM read_parquet({listing}, union_by_name = true, filename = true, "
         "file_row_number = true)) "
         "WHERE id IN (SELECT prediction_id FROM old.main.predictions) "

@@ -2,7 +2,7 @@
 
 Everything that could refuse an adoption is checked here, before anything is written: an
 unknown schema (`UnknownSchemaError`), NULLs the new schema cannot take, a y_proba that is
-not n_samples x n_classes, duplicate natural keys, prediction ids that are not UUIDs
+not n_samples x n_classes, duplicate natural keys, empty or colliding prediction ids
 (`AdoptionError`). The ref counts are recomputed here too (the rules are in the docstring of
 `nirs4all_store.legacy.adopt`).
 """
@@ -18,6 +18,7 @@ import duckdb
 
 from nirs4all_store.db.migrate import VERSION_TABLE
 from nirs4all_store.errors import AdoptionError, UnknownSchemaError
+from nirs4all_store.legacy.ids import register_prediction_id_udf, stored_id_sql
 from nirs4all_store.legacy.schema import (
     CORE_TABLES,
     LEGACY_COLUMNS,
@@ -206,7 +207,7 @@ def _y_proba_problems(con: duckdb.DuckDBPyConnection, arrays: LegacyColumns) -> 
 
 
 def _prediction_key_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Duplicate natural keys, and prediction ids that are not UUIDs."""
+    """Duplicate natural keys, and prediction ids that cannot be stored as UUIDs."""
     problems: list[str] = []
     duplicates = con.execute(
         f"SELECT pipeline_id, chain_id, fold_id, partition, model_name, branch_id, count(*) "
@@ -218,18 +219,29 @@ def _prediction_key_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
             "several predictions share one natural key (pipeline, chain, fold, partition, "
             f"model, branch), e.g. {duplicates!r}; the new schema stores each once"
         )
+    register_prediction_id_udf(con)
     for table in ("predictions", "prediction_arrays"):  # UUID keys on DuckDB (revision 0005)
-        bad = [
+        # Any non-empty id is kept (a UUID) or stored as its uuid5 (`legacy.ids`); refused:
+        # empty ids, and two spellings of one UUID, which would collide once stored.
+        empty = con.execute(
+            f"SELECT count(*) FROM old.main.{table} "
+            "WHERE prediction_id IS NULL OR prediction_id::VARCHAR = ''"
+        ).fetchone()[0]
+        if empty:
+            problems.append(f"{table}.prediction_id is empty in {empty} row(s)")
+        collide = [
             repr(pid)
             for (pid,) in con.execute(
-                f"SELECT prediction_id FROM old.main.{table} "
-                "WHERE TRY_CAST(prediction_id AS UUID) IS NULL ORDER BY prediction_id LIMIT 5"
+                f"SELECT prediction_id FROM (SELECT prediction_id::VARCHAR AS prediction_id, "
+                f"count(*) OVER (PARTITION BY {stored_id_sql('prediction_id')}) AS n "
+                f"FROM old.main.{table} WHERE prediction_id::VARCHAR <> '') WHERE n > 1 "
+                "ORDER BY prediction_id LIMIT 5"
             ).fetchall()
         ]
-        if bad:
+        if collide:
             problems.append(
-                f"{table}.prediction_id holds ids that are not UUIDs ({', '.join(bad)}); "
-                "prediction ids are stored as UUIDs"
+                f"{table}.prediction_id holds spellings of one id ({', '.join(collide)}): "
+                "they would be the same UUID once stored"
             )
     return problems
 

@@ -114,15 +114,20 @@ def export_run(store: WorkspaceStore, run_id: str, output_path: str | os.PathLik
     whose quoting of ambiguous strings ("yes", "1e5", "null") a hand emitter would have to
     reimplement.
     """
+    from nirs4all_store.store import WorkspaceStore as Arrow  # not at import: a cycle
+
     check_id("run_id", run_id)
     with store.transaction():
         run = store.get_run(run_id)
         if run is None:
             raise KeyError(f"unknown run_id {run_id!r}")
         pipelines = []
-        for pipeline_id in store.list_pipelines(run_id=run_id).column("pipeline_id").to_pylist():
+        # The base class's Arrow listings: a subclass (the nirs4all adapter) returns polars.
+        listed = Arrow.list_pipelines(store, run_id=run_id)
+        for pipeline_id in listed.column("pipeline_id").to_pylist():
             pipeline = store.get_pipeline(pipeline_id) or {}
-            chain_ids = store.get_chains_for_pipeline(pipeline_id).column("chain_id").to_pylist()
+            chains = Arrow.get_chains_for_pipeline(store, pipeline_id)
+            chain_ids = chains.column("chain_id").to_pylist()
             pipeline["chains"] = [store.get_chain(cid) for cid in chain_ids]
             pipelines.append(pipeline)
     document = {

@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 import pytest
 
+from nirs4all_store import WorkspaceStore
 from nirs4all_store.db.migrate import HEAD_REVISION, VERSION_TABLE
 from nirs4all_store.errors import AdoptionError, UnknownSchemaError
 from nirs4all_store.legacy import adopt as legacy
@@ -28,6 +29,7 @@ from nirs4all_store.legacy.adopt import adopt_legacy_workspace, recover_interrup
 from nirs4all_store.legacy.header import DuckDBFileVersionError, read_duckdb_header
 from nirs4all_store.legacy.schema import CORE_TABLES
 from nirs4all_store.repositories.chains import artifact_refs as chain_artifact_ids
+from nirs4all_store.validation import stored_prediction_id
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "nirs4all_v4_workspace.tar.gz"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -379,21 +381,58 @@ def test_y_proba_of_impossible_length_refuses_and_writes_nothing(
     assert listing(ws) == before
 
 
-def test_non_uuid_prediction_ids_refuse_naming_them_and_write_nothing(
+def test_nirs4all_prediction_ids_are_adopted_as_the_adapter_stores_them(
+    workspace: tuple[Path, dict[str, Any], Path],
+) -> None:
+    """A DuckDB workspace with a prediction_arrays table and nirs4all 0.8's 16-character ids
+    (issue 13): each such id is stored as its uuid5 (`stored_prediction_id`, the adapter's
+    mapping), its arrays with it; UUID ids are kept as they are."""
+    ws, expected, _ = workspace
+    nirs_id = "63c51ec4-afac-4e"
+    con = duckdb.connect(str(ws / "store.duckdb"))
+    try:
+        (source,) = con.execute(
+            "SELECT prediction_id FROM prediction_arrays ORDER BY prediction_id LIMIT 1"
+        ).fetchone()
+        con.execute(
+            "INSERT INTO predictions SELECT * REPLACE (? AS prediction_id, 'fold_x' AS fold_id) "
+            "FROM predictions WHERE prediction_id = ?",
+            [nirs_id, source],
+        )
+        con.execute(
+            "INSERT INTO prediction_arrays SELECT * REPLACE (? AS prediction_id) "
+            "FROM prediction_arrays WHERE prediction_id = ?",
+            [nirs_id, source],
+        )
+    finally:
+        con.close()
+    report = adopt_legacy_workspace(ws)
+    assert report.rows()["predictions"] == expected["counts"]["predictions"] + 1
+    with WorkspaceStore(ws) as store:
+        got = store.get_prediction(stored_prediction_id(nirs_id), load_arrays=True)
+        original = store.get_prediction(source, load_arrays=True)
+        assert got is not None and original is not None and got["fold_id"] == "fold_x"
+        np.testing.assert_array_equal(got["y_pred"], original["y_pred"])
+        assert store.verify().ok
+
+
+def test_two_spellings_of_one_prediction_id_refuse_naming_them(
     workspace: tuple[Path, dict[str, Any], Path],
 ) -> None:
     ws, _, _ = workspace
     con = duckdb.connect(str(ws / "store.duckdb"))
     try:
+        (pid,) = con.execute("SELECT prediction_id FROM predictions LIMIT 1").fetchone()
         con.execute(
-            "INSERT INTO predictions SELECT * REPLACE ('my-own-id' AS prediction_id, "
-            "'fold_x' AS fold_id) FROM predictions LIMIT 1"
+            "INSERT INTO predictions SELECT * REPLACE (upper(prediction_id) AS prediction_id, "
+            "'fold_x' AS fold_id) FROM predictions WHERE prediction_id = ?",
+            [pid],
         )
     finally:
         con.close()
     before = listing(ws)
     for dry_run in (True, False):
-        with pytest.raises(AdoptionError, match=r"not UUIDs \('my-own-id'\)") as err:
+        with pytest.raises(AdoptionError, match=rf"spellings of one id \('{pid.upper()}'") as err:
             adopt_legacy_workspace(ws, dry_run=dry_run)
         assert "untouched" in str(err.value)
     assert listing(ws) == before

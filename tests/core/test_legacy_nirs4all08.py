@@ -387,3 +387,68 @@ def test_interrupted_switch_rolls_forward_on_the_next_open(
     monkeypatch.setattr(legacy, "_on_step", None)
     assert_adopted(ws, info)
     assert not (ws / "store.duckdb.adopted").exists()
+
+
+def test_read_only_open_of_a_nirs4all_sqlite_folder_says_how_to_adopt(tmp_path: Path) -> None:
+    from nirs4all_store.errors import WorkspaceNotFoundError
+
+    ws = tmp_path / "ws"
+    sqlite_workspace(ws)
+    before = digests(ws)
+    with pytest.raises(WorkspaceNotFoundError, match=r"store\.sqlite: open it once read-write"):
+        WorkspaceStore(ws, read_only=True)
+    assert digests(ws) == before and not (ws / "store.duckdb").exists()  # nothing written
+    with pytest.raises(WorkspaceNotFoundError, match="open it read-write once, or check"):
+        WorkspaceStore(tmp_path / "empty", read_only=True)  # no nirs4all file: no such hint
+
+
+# -- a workspace nirs4all 0.8.3 itself wrote on its own DuckDB store --------------------------
+#: Made with nirs4all 0.8.3 on duckdb 1.4.4 (the last 0.8 release on DuckDB; its store needs
+#: duckdb 1.x): the scenario of tests/integrations/test_nirs4all_run.py (MinMaxScaler,
+#: ShuffleSplit(3, random_state=42), PLSRegression(3 | 6), refit, random_state=42) on
+#: tests/fixtures/nirs4all_regression_small; store.duckdb, arrays/ and artifacts/ kept.
+NIRS4ALL_083 = Path(__file__).parents[1] / "fixtures" / "nirs4all_083_duckdb_workspace.tar.gz"
+#: nirs4all 0.8.3's `predict(chain_id=refit chain)` of the first 5 Xval spectra there.
+PREDICT_CHAIN_083 = [
+    21.35426544012322,
+    42.88108202265361,
+    20.111574662663386,
+    34.14115543410456,
+    20.49682621429079,
+]
+
+
+def test_a_workspace_nirs4all_0_8_3_wrote_on_duckdb_is_adopted(tmp_path: Path) -> None:
+    import csv
+    import tarfile
+
+    ws = tmp_path / "ws"
+    with tarfile.open(NIRS4ALL_083) as tar:
+        tar.extractall(ws, filter="data")
+    con = duckdb.connect(str(ws / "store.duckdb"), read_only=True)
+    try:
+        ids = [r[0] for r in con.execute("SELECT prediction_id FROM predictions").fetchall()]
+        (refit_chain,) = con.execute(
+            "SELECT chain_id FROM predictions WHERE fold_id = 'final' AND partition = 'test'"
+        ).fetchone()
+    finally:
+        con.close()
+    assert len(ids) == 32 and all(len(i) == 16 for i in ids)  # nirs4all 0.8's own ids
+    parquet = pq.read_table(ws / "arrays" / "nirs4all_regression_small.parquet").to_pylist()
+    by_id = {r["prediction_id"]: r for r in parquet}
+    xval = Path(__file__).parents[1] / "fixtures" / "nirs4all_regression_small" / "Xval.csv"
+    with xval.open() as f:
+        X = np.asarray([[float(v) for v in row] for row in csv.reader(f, delimiter=";")][:5])
+    with WorkspaceStore(ws) as store:  # adopted on open
+        assert store.list_runs().num_rows == 1 and store.list_pipelines().num_rows == 3
+        assert store.list_artifacts().num_rows == 10
+        assert store.query_predictions().num_rows == 32
+        for pid in ids:
+            got = store.get_prediction(stored_prediction_id(pid), load_arrays=True)
+            assert got is not None
+            np.testing.assert_array_equal(got["y_pred"], by_id[pid]["y_pred"])
+        report = store.verify()
+        assert report.ok, report.problems()
+        replayed = store.replay_chain(refit_chain, X)
+    np.testing.assert_allclose(np.ravel(replayed), PREDICT_CHAIN_083, rtol=0, atol=1e-9)
+    assert (ws / "store.duckdb.legacy-bak").is_file()

@@ -108,6 +108,21 @@ def test_chain_saved_before_its_artifacts_gets_exact_counts(n4a: Nirs4allWorkspa
     report = n4a.verify()
     assert report.ok, report.problems()  # registered files are not orphans, hashes match
     assert n4a.get_artifact_path(ids[0]).read_bytes() == b"scaler"
+    # The other order: registered first, then a second chain naming it: counted at once.
+    late = "trace_pls_p0_d9ac0653$aaaaaaaaaaaa:1"
+    files = write_artifact(n4a, "model_PLSRegression", b"model fold 1")
+    n4a.register_existing_artifact(
+        late, **files, operator_class="PLSRegression", artifact_type="model"
+    )
+    n4a.save_chain(
+        pipeline_id=pipeline_id, steps=[], model_step_idx=2, model_class="PLSRegression",
+        preprocessings="MinMax", fold_strategy="per_fold", fold_artifacts={"fold_1": late},
+        shared_artifacts={"1": [ids[0]]}, branch_path=None, source_index=None,
+    )  # fmt: skip
+    counts = {a["artifact_id"]: a["ref_count"] for a in n4a.list_artifacts().to_pylist()}
+    assert counts == {ids[0]: 2, ids[1]: 1, late: 1} and n4a.pending_chains() == []
+    report = n4a.verify()
+    assert report.ok, report.problems()
 
 
 def test_predictions_take_nirs4all_ids_and_upsert(n4a: Nirs4allWorkspaceStore) -> None:
@@ -227,3 +242,107 @@ def test_json_logs_and_raw_sql(n4a: Nirs4allWorkspaceStore) -> None:
     n4a.close()
     with pytest.raises(StoreError):
         n4a.list_runs()
+
+
+def test_query_predictions_named_filters_and_like_patterns(n4a: Nirs4allWorkspaceStore) -> None:
+    """nirs4all's `query_predictions(dataset_name, model_class, partition, fold_id, ...)`:
+    by name or position, a `%` in a text filter making a LIKE pattern (its `"PLS%"`)."""
+    run_id, pipeline_id = begin(n4a)
+    chain_then_register(n4a, pipeline_id)
+    chain_id = n4a.get_chains_for_pipeline(pipeline_id)["chain_id"][0]
+    base: dict[str, Any] = {
+        "pipeline_id": pipeline_id, "chain_id": chain_id, "dataset_name": "wheat",
+        "model_name": "PLS", "model_class": "sklearn.PLSRegression", "fold_id": "0",
+        "partition": "val", "val_score": 1.0, "test_score": 1.0, "train_score": 1.0,
+        "metric": "rmse", "task_type": "regression", "n_samples": 3, "n_features": 4,
+        "scores": {}, "best_params": {}, "branch_id": None, "branch_name": None,
+        "exclusion_count": 0, "exclusion_rate": 0.0, "preprocessings": "",
+        "prediction_id": None, "refit_context": None,
+    }  # fmt: skip
+    n4a.save_prediction(**base)
+    n4a.save_prediction(**{**base, "fold_id": "1"})
+    n4a.save_prediction(**{**base, "fold_id": "1", "partition": "test"})
+    n4a.save_prediction(**{**base, "model_name": "Ridge", "model_class": "sklearn.Ridge"})
+    assert n4a.query_predictions(model_class="sklearn.PLSRegression").height == 3
+    assert n4a.query_predictions(model_class="sklearn.PLS%").height == 3
+    assert n4a.query_predictions(model_class="%Ridge")["model_name"].to_list() == ["Ridge"]
+    assert n4a.query_predictions(model_class="sklearn.%", partition="val").height == 3
+    assert n4a.query_predictions("whe%", "sklearn.PLS%", "val").height == 2  # positional
+    assert n4a.query_predictions(dataset_name="corn%").height == 0
+    like = n4a.query_predictions(model_class="sklearn.PLS%", fold_id="1", run_id=run_id)
+    assert sorted(like["partition"].to_list()) == ["test", "val"]
+    assert n4a.query_predictions(model_class="%", limit=2, offset=1).height == 2  # paged
+    assert n4a.query_predictions(fold_id="%", run_id="no-such-run").height == 0
+    with pytest.raises(ValueError, match="limit"):
+        n4a.query_predictions(model_class="%", limit=-1)
+    with pytest.raises(TypeError, match="positional"):
+        n4a.query_predictions(*range(11))
+
+
+def test_the_other_reference_calls_through_the_adapter(
+    n4a: Nirs4allWorkspaceStore, tmp_path: Path
+) -> None:
+    """The reference methods no nirs4all trace above calls, each called as nirs4all's
+    signature has it (tests/fixtures/reference_workspace_store_api.json), on every backend."""
+    run_id, pipeline_id = begin(n4a)
+    chain_then_register(n4a, pipeline_id)
+    chain_id = n4a.get_chains_for_pipeline(pipeline_id)["chain_id"][0]
+    n4a.save_prediction(
+        pipeline_id, chain_id, "ds", "PLS", "PLSRegression", "0", "val",
+        val_score=1.5, test_score=2.5, metric="rmse", task_type="regression",
+        prediction_id="0123456789abcdef",
+    )  # fmt: skip
+    other = n4a.save_prediction(
+        pipeline_id, chain_id, "ds", "PLS", "PLSRegression", "1", "val",
+        val_score=0.5, metric="rmse", task_type="regression", prediction_id="fedcba9876543210",
+    )  # fmt: skip
+    y = np.array([1.0, 2.0])
+    n4a.array_store.save_batch(
+        [{"prediction_id": i, "y_true": y, "y_pred": y} for i in ("0123456789abcdef", other)]
+    )
+    assert n4a.array_store.arrays_dir == n4a.workspace_path / "arrays"
+    batch = n4a.array_store.load_batch(["0123456789abcdef", other, "not-stored-id"], "ds")
+    assert set(batch) == {"0123456789abcdef", other}  # keyed by the ids as given
+    assert batch["0123456789abcdef"]["y_pred"].tolist() == [1.0, 2.0]
+    assert n4a.array_store.load_batch(["0123456789abcdef"], "other_dataset") == {}
+    assert n4a.array_store.delete_batch({"fedcba9876543210"}, "ds") == 1
+    assert n4a.array_store.load_single(other) is None and n4a.get_prediction(other) is not None
+    arrays = n4a.get_prediction_arrays("0123456789abcdef")  # nirs4all's store before 0.8
+    assert arrays is not None and arrays["y_true"].tolist() == [1.0, 2.0]
+    assert set(arrays) == {"y_true", "y_pred", "y_proba", "weights", "sample_indices"}
+    assert n4a.get_prediction_arrays(other) is None  # arrays deleted above
+    assert n4a.get_prediction_arrays("no-such-id-0000") is None
+
+    n4a.update_chain_summary(chain_id)
+    chain = n4a.get_chain(chain_id)
+    assert chain is not None and chain["cv_val_score"] == pytest.approx(1.0)
+    assert chain["cv_fold_count"] == 2
+    n4a.log_step(pipeline_id, 1, "MinMaxScaler", "fit", duration_ms=3)
+    summary = n4a.get_run_log_summary(run_id)
+    assert summary.height == 1 and summary["pipeline_id"].to_list() == [pipeline_id]
+
+    n4a.complete_pipeline(pipeline_id, 1.5, 2.5, "rmse", 12)
+    failed_run = n4a.begin_run("second", {}, ["ds"])
+    failed = n4a.begin_pipeline(failed_run, "p2", [], [], "ds", "cd" * 32)
+    n4a.fail_pipeline(failed, "ValueError: boom")
+    n4a.fail_run(failed_run, "ValueError: boom")
+    n4a.complete_run(run_id, {"best": 1.5})
+    assert n4a.get_pipeline(pipeline_id)["status"] == "completed"  # type: ignore[index]
+    assert n4a.get_pipeline(failed)["status"] == "failed"  # type: ignore[index]
+    assert n4a.get_run(failed_run)["status"] == "failed"  # type: ignore[index]
+    assert n4a.get_run(run_id)["status"] == "completed"  # type: ignore[index]
+
+    config = n4a.export_pipeline_config(pipeline_id, tmp_path / "out" / "pipeline.json")
+    assert config.is_file()
+    assert n4a.export_run(run_id, tmp_path / "out" / "run.yaml").is_file()
+    parquet = n4a.export_predictions_parquet(tmp_path / "out" / "p.parquet", partition="val")
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(parquet).num_rows == 2
+    with n4a.transaction():
+        n4a.log_step(pipeline_id, 2, "PLSRegression", "fit")
+    assert n4a.get_pipeline_log(pipeline_id).height == 2
+    assert n4a.gc_artifacts() == 0  # both artifacts referenced by the chain
+    n4a.vacuum()
+    report = n4a.verify()
+    assert report.ok, report.problems()
