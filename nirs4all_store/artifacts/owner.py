@@ -2,7 +2,7 @@
 
 Files are shared by content hash and deleted when the rows of *one* database stop naming
 them: two databases over one `artifacts_dir=` delete each other's files (issue 15 item 13).
-The first store to open a folder records its database in `artifacts/.owner`; another
+The first store to open a folder records its database in `artifacts/_owner`; another
 database is refused. And a database created from nothing beside a folder that holds files
 would see every file as an orphan (item 5: a deleted store.duckdb, then repair removed all
 22 files): `refuse_new_database` stops that before the database file is created.
@@ -20,7 +20,11 @@ from nirs4all_store.db.engine import database_file
 from nirs4all_store.durable import atomic_write
 from nirs4all_store.errors import StoreError
 
-OWNER_FILENAME = ".owner"
+#: No dot in the name: nirs4all's own tests take every `artifacts/**/*.*` for an artifact
+#: file that must sit in a 2-character shard folder (`.owner` failed them on every backend).
+OWNER_FILENAME = "_owner"
+#: The record's old name, in earlier workspaces (read; a writable store renames it).
+LEGACY_OWNER_FILENAME = ".owner"
 
 
 def database_identity(url: URL, artifacts: Path) -> str:
@@ -43,6 +47,8 @@ def check_owner(artifacts: Path, url: URL) -> str | None:
     """The recorded owner (None: none yet); refuses when it is not this database."""
     identity = database_identity(url, artifacts)
     record = artifacts / OWNER_FILENAME
+    if not record.exists() and (artifacts / LEGACY_OWNER_FILENAME).exists():
+        record = artifacts / LEGACY_OWNER_FILENAME
     try:
         owner = json.loads(record.read_text(encoding="utf-8")).get("database")
     except FileNotFoundError:
@@ -62,9 +68,15 @@ def check_owner(artifacts: Path, url: URL) -> str | None:
 
 def claim_folder(artifacts: Path, url: URL, *, read_only: bool = False) -> None:
     """Record this database as the folder's owner, or refuse when another one owns it."""
-    if check_owner(artifacts, url) is None and not read_only and artifacts.is_dir():
+    owner = check_owner(artifacts, url)
+    if read_only or not artifacts.is_dir():
+        return
+    legacy = artifacts / LEGACY_OWNER_FILENAME
+    if owner is None or legacy.exists():  # none yet, or the old name: (re)written as _owner
         identity = database_identity(url, artifacts)
         atomic_write(artifacts / OWNER_FILENAME, json.dumps({"database": identity}).encode("utf-8"))
+        if legacy.exists():
+            legacy.unlink()  # this store's own marker, now under its new name
 
 
 def refuse_new_database(db_file: Path | None, artifacts: Path) -> None:

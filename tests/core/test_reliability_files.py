@@ -161,3 +161,18 @@ def test_a_workspace_folder_can_move(tmp_path: Path) -> None:
     (tmp_path / "ws").rename(tmp_path / "moved")
     with WorkspaceStore(tmp_path / "moved") as store:
         assert store.load_artifact(aid) == {"m": 1}
+
+
+def test_an_owner_record_under_its_old_name_is_read_then_renamed(tmp_path: Path) -> None:
+    """Workspaces of earlier versions hold `artifacts/.owner`: still honoured, then renamed
+    `_owner` (nirs4all's own checks take any `*.*` file for a misplaced artifact)."""
+    with WorkspaceStore(tmp_path / "a") as store:
+        store.begin_run("owner")
+    artifacts = tmp_path / "a" / "artifacts"
+    (artifacts / "_owner").rename(artifacts / ".owner")
+    with pytest.raises(StoreError, match="belongs to the database"):
+        WorkspaceStore(tmp_path / "b", artifacts_dir=artifacts)
+    with WorkspaceStore(tmp_path / "a") as again:
+        assert again.count_runs() == 1
+    assert (artifacts / "_owner").is_file() and not (artifacts / ".owner").exists()
+    assert not [p for p in artifacts.rglob("*.*") if p.parent == artifacts]

@@ -75,7 +75,7 @@ def digests(ws: Path) -> dict[str, str]:
     return {
         str(p.relative_to(ws)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(ws.rglob("*"))
-        if p.is_file() and p.name != ".owner"
+        if p.is_file() and p.name != "_owner"
     }
 
 
