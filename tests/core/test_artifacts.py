@@ -73,7 +73,9 @@ def add_prediction(store: WorkspaceStore, pipeline_id: str, chain_id: str | None
 
 def all_files(store: WorkspaceStore) -> list[Path]:
     return sorted(
-        p for p in store.artifacts_path.rglob("*") if p.is_file() and not p.name.startswith(".")
+        p
+        for p in store.artifacts_path.rglob("*")
+        if p.is_file() and p.parent != store.artifacts_path and not p.name.startswith(".")
     )
 
 

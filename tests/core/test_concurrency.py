@@ -78,7 +78,9 @@ def artifact_counts(store: WorkspaceStore) -> dict[str, int]:
 
 def artifact_files(store: WorkspaceStore) -> list[Path]:
     return [
-        p for p in store.artifacts_path.rglob("*") if p.is_file() and not p.name.startswith(".")
+        p
+        for p in store.artifacts_path.rglob("*")
+        if p.is_file() and p.parent != store.artifacts_path and not p.name.startswith(".")
     ]
 
 
