@@ -86,7 +86,7 @@ class ArtifactVault:
 
     def put(self, prepared: Sequence[Prepared]) -> list[tuple[str, str]]:
         """Write the files (atomic, fsynced); the caller holds the shared artifact lock."""
-        return files.put_many(self.files, [(blob, fmt) for blob, fmt, *_ in prepared])
+        return files.put_many(self.files, [(p[0], p[1], p[4]) for p in prepared])
 
     def record(
         self, s: Session, prepared: Sequence[Prepared], stored: Sequence[tuple[str, str]]
