@@ -36,7 +36,7 @@ import numpy as np
 from nirs4all_store.artifacts import files
 from nirs4all_store.errors import BundleError
 from nirs4all_store.workbench.bundle_checks import read_json, read_member
-from nirs4all_store.workbench.replay import artifact_ids, check_fitted_shape
+from nirs4all_store.workbench.replay import artifact_ids, check_fitted_shape, check_input
 
 __all__ = ["Nirs4allBundle", "is_nirs4all_manifest", "load_nirs4all_bundle"]
 
@@ -56,25 +56,6 @@ def _deserialize(data: bytes, member: str, where: str) -> Any:
         raise BundleError(
             f"{where}: {member} cannot be deserialised as joblib: {type(exc).__name__}: {exc}"
         ) from exc
-
-
-def _spectra(X: Any, wavelengths: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """X as a 2-D float array and the wavelengths as a 1-D one (one per column), or errors."""
-    try:
-        arr = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"X must be a numeric 2-D array (n_samples, n_features): {exc}") from None
-    if arr.ndim != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {arr.shape}")
-    if wavelengths is None:
-        return arr, None
-    wl = np.asarray(wavelengths, dtype=np.float64)
-    if wl.ndim != 1 or wl.shape[0] != arr.shape[1]:
-        raise ValueError(
-            f"wavelengths must be 1-D with one value per feature ({arr.shape[1]}), "
-            f"got shape {wl.shape}"
-        )
-    return arr, wl
 
 
 def is_nirs4all_manifest(manifest: Mapping[str, Any], names: list[str]) -> bool:
@@ -169,7 +150,7 @@ class Nirs4allBundle:
         ValueError) when X has another width or `wavelengths` are not the fitted axis."""
         if proba:
             raise ValueError("proba=True is not available for bundles written by nirs4all 0.8")
-        X, wl = _spectra(X, wavelengths)
+        X, wl = check_input(X, wavelengths)
         # nirs4all.predict(bundle, X) passes X through its SpectroDataset, which holds float32:
         # on float64 input the first-stage transform then differs by ~5e-7 (relative).
         X = X.astype(np.float32)

@@ -150,7 +150,8 @@ def _transform(obj: Any, X: np.ndarray, wavelengths: np.ndarray | None, where: s
     return np.asarray(out)
 
 
-def _check_input(X: Any, wavelengths: Any) -> tuple[np.ndarray, np.ndarray | None]:
+def check_input(X: Any, wavelengths: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """X as a 2-D float array and the wavelengths as a 1-D one (one per column), or errors."""
     try:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -215,7 +216,7 @@ def replay_steps(
     artifact is loaded once per call.
     """
     chain_id = chain.get("chain_id", "?")
-    X, wl = _check_input(X, wavelengths)
+    X, wl = check_input(X, wavelengths)
     pre = preprocessing_plan(chain)
     models = model_plan(chain)
     classification = is_classification(chain.get("task_type"))
