@@ -100,7 +100,7 @@ class Nirs4allProjects:
             )
             # Inside a transaction the save is queued until the next read or write: write it
             # now, so the key's UPDATE finds the row (else "unknown artifact_id").
-            self._sync()  # type: ignore[attr-defined]
+            self.flush()  # type: ignore[attr-defined]
             ArtifactCacheRepository(session).set_key(
                 artifact_id, chain_path_hash, input_data_hash, dataset_hash
             )
