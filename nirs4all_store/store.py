@@ -55,6 +55,9 @@ class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, StatusCalls, Workbenc
         pool: dict[str, Any] | None = None,
         write_behind: bool | float = False,
     ) -> None:
+        # Checked before anything is opened or created: a refused setting leaves no engine
+        # (and no DuckDB file lock) behind.
+        flush_interval = write_behind_interval(write_behind, read_only)
         if workspace is not None and engines.looks_like_url(workspace):
             if url is not None:
                 raise ValueError("give the database either as workspace or as url=, not both")
@@ -99,20 +102,8 @@ class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, StatusCalls, Workbenc
             sessionmaker(self.engine, expire_on_commit=False), read_only=self.read_only
         )
         self.vault = ArtifactVault(self.artifacts_path, self.path or self.artifacts_path, self._uow)
-        if write_behind is not False:
-            self._behind = self._write_behind(write_behind)
-
-    def _write_behind(self, setting: bool | float) -> WriteBehind:
-        """`write_behind=True` (flush every FLUSH_INTERVAL_S) or a flush interval in seconds."""
-        interval = FLUSH_INTERVAL_S if setting is True else setting
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
-            raise ValueError(
-                f"write_behind must be True, False or a flush interval in seconds > 0, "
-                f"got {setting!r}"
-            )
-        if self.read_only:
-            raise ValueError("write_behind needs a writable store (read_only=True given)")
-        return WriteBehind(self._flush_batch, interval=float(interval))
+        if flush_interval is not None:
+            self._behind = WriteBehind(self._flush_batch, interval=flush_interval)
 
     def _flush_batch(self, batch: WriteQueue) -> None:
         """A write-behind batch in one unit of work; its artifact files are written under
@@ -181,3 +172,18 @@ class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, StatusCalls, Workbenc
         # Committed: only now may the files of artifact rows deleted inside it go.
         if outermost:
             self.vault.unlink_pending(pending)
+
+
+def write_behind_interval(setting: bool | float, read_only: bool) -> float | None:
+    """The flush interval `write_behind=` asks for: None (off), FLUSH_INTERVAL_S for True,
+    or the seconds given; anything else is a ValueError naming it."""
+    if setting is False:
+        return None
+    interval = FLUSH_INTERVAL_S if setting is True else setting
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+        raise ValueError(
+            f"write_behind must be True, False or a flush interval in seconds > 0, got {setting!r}"
+        )
+    if read_only:
+        raise ValueError("write_behind needs a writable store (read_only=True given)")
+    return float(interval)

@@ -82,10 +82,15 @@ def test_close_raises_a_failed_flush_after_releasing(open_store: Any) -> None:
     behind.close()  # closing twice is fine
 
 
-def test_bad_settings_are_refused(workspace: Path) -> None:
+def test_bad_settings_are_refused(open_store: Any, workspace: Path) -> None:
+    """Refused before anything is opened or created: the workspace folder never appears."""
     for bad in (0, -1.0, "fast", None):
-        with pytest.raises(ValueError, match="write_behind must be"):
-            WorkspaceStore(workspace, write_behind=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=rf"write_behind must be .* got {bad!r}"):
+            open_store(write_behind=bad)
+        assert not workspace.exists()
+    open_store().close()  # created, so that a read-only open finds it
+    with pytest.raises(ValueError, match="write_behind needs a writable store"):
+        open_store(read_only=True, write_behind=True)
 
 
 _EXIT = """
