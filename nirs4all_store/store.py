@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nirs4all_store.artifacts.vault import PENDING_UNLINKS, ArtifactVault
 from nirs4all_store.db import engine as engines
+from nirs4all_store.db.direct import DirectWriter
 from nirs4all_store.db.session import UnitOfWork
 from nirs4all_store.facade.artifacts import ArtifactCalls
 from nirs4all_store.facade.results import ResultCalls
@@ -28,6 +29,7 @@ from nirs4all_store.facade.workbench import WorkbenchCalls
 from nirs4all_store.facade.write_behind import FLUSH_INTERVAL_S, WriteBehind
 from nirs4all_store.facade.write_queue import WriteQueue
 from nirs4all_store.opening import OpenOptions, open_engine
+from nirs4all_store.repositories.direct_rows import DirectRows
 
 ARTIFACTS_DIRNAME = "artifacts"
 
@@ -86,6 +88,7 @@ class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, StatusCalls, Workbenc
         self.hold_lock = hold_lock
         self._owns_engine = not isinstance(url, Engine)
         self._closed = False
+        self._heartbeats, self._pipeline_runs = {}, {}
         self.engine = open_engine(
             self.path,
             url,
@@ -102,6 +105,8 @@ class WorkspaceStore(RunCalls, ResultCalls, ArtifactCalls, StatusCalls, Workbenc
             sessionmaker(self.engine, expire_on_commit=False), read_only=self.read_only
         )
         self.vault = ArtifactVault(self.artifacts_path, self.path or self.artifacts_path, self._uow)
+        if self.engine.dialect.name == "duckdb" and not self.read_only:
+            self._direct = self.vault.direct = DirectRows(DirectWriter(self.engine))
         if flush_interval is not None:
             self._behind = WriteBehind(self._flush_batch, interval=flush_interval)
 

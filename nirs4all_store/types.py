@@ -199,6 +199,14 @@ class Float64Array(sa.TypeDecorator[np.ndarray]):
             return arr.tolist()
         return encode_array_bytes(arr)
 
+    def direct_processor(self, dialect: Dialect) -> Any:
+        """The bind processor of `db.direct` statements: on DuckDB, `process_bind_param`
+        alone (the ARRAY impl's processor converts every item again after `tolist()` did:
+        0.3 ms per 400 items, measured); None elsewhere (the usual processor)."""
+        if dialect.name not in NATIVE_ARRAY_DIALECTS:
+            return None
+        return lambda value: self.process_bind_param(value, dialect)
+
     def process_result_value(self, value: Any, dialect: Dialect) -> np.ndarray | None:
         if value is None:
             return None

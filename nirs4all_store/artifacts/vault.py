@@ -24,6 +24,7 @@ from nirs4all_store.artifacts.lock import DEFAULT_LOCK_TIMEOUT, ArtifactLock
 from nirs4all_store.db.session import UnitOfWork
 from nirs4all_store.repositories import ArtifactRepository
 from nirs4all_store.repositories.artifacts import artifact_id_for
+from nirs4all_store.repositories.direct_rows import DirectRows
 from nirs4all_store.types import utcnow
 from nirs4all_store.validation import check_id, check_text
 
@@ -45,6 +46,8 @@ class ArtifactVault:
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         self.files = files.ArtifactFiles(root)
+        #: Set by the store on DuckDB: a single new artifact's row in one statement.
+        self.direct: DirectRows | None = None
         self.lock = ArtifactLock(lock_folder, lock_timeout)
         self.uow = uow
         # An explicit transaction holds the shared lock from its start to its commit: a
@@ -69,6 +72,10 @@ class ArtifactVault:
         prepared = self.prepare(items)
         with self._shared():  # files before the transaction: no database lock held over I/O
             stored = self.put(prepared)
+            if self.direct is not None and len(prepared) == 1 and not self.in_transaction:
+                row = self._new_row(prepared[0], stored[0])
+                if self.direct.new_artifact(row):  # new bytes (re-saves go the usual way)
+                    return [row["artifact_id"]]
             return self.uow.run(
                 lambda s: self.record(s, prepared, stored), "save_artifacts", retry_integrity=True
             )
@@ -105,6 +112,20 @@ class ArtifactVault:
             )
         ]
         return _record(s, keys, meta)
+
+    @staticmethod
+    def _new_row(prepared: Prepared, stored: tuple[str, str]) -> dict[str, Any]:
+        blob, fmt, operator_class, artifact_type, _ = prepared
+        content_hash, relpath = stored
+        return {
+            "artifact_id": artifact_id_for(content_hash, fmt),
+            "artifact_path": relpath,
+            "content_hash": content_hash,
+            "operator_class": operator_class,
+            "artifact_type": artifact_type,
+            "format": fmt,
+            "size_bytes": len(blob),
+        }
 
     # -- reading ----------------------------------------------------------------------------
     def get(self, artifact_id: str) -> dict[str, Any] | None:

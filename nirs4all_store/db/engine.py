@@ -39,7 +39,6 @@ DB_FILENAME = "store.duckdb"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-
 def json_serializer(value: Any) -> str:
     """Strict JSON (NaN/inf were already turned into null by the column type)."""
     return json_text(value)

@@ -22,6 +22,7 @@ from nirs4all_store.repositories import (
     LogRepository,
     PredictionRepository,
 )
+from nirs4all_store.repositories.direct_rows import DirectRows
 
 T = TypeVar("T")
 #: Session.info key of an explicit transaction's write queue.
@@ -37,6 +38,12 @@ class FacadeBase:
     _uow: UnitOfWork
     _closed: bool
     _behind: WriteBehind | None = None
+    #: Single row calls as one autocommitted statement each (DuckDB, `repositories.direct_rows`).
+    _direct: DirectRows | None = None
+    #: run_id -> when this store last refreshed its heartbeat (time.monotonic()).
+    _heartbeats: dict[str, float]
+    #: pipeline_id -> run_id of the pipelines this store began.
+    _pipeline_runs: dict[str, str]
 
     def _check_open(self) -> None:
         if self._closed:
@@ -74,6 +81,10 @@ class FacadeBase:
         """Whether row call `what` is queued: inside `transaction()`, or write-behind."""
         self._check_writable(what)
         return self._uow.current is not None or self._behind is not None
+
+    def _direct_rows(self) -> DirectRows | None:
+        """The single-statement path for a row call not queued (plain mode on DuckDB)."""
+        return self._direct
 
     def _open_queue(self) -> WriteQueue | None:
         session = self._uow.current

@@ -139,6 +139,9 @@ class ResultCalls(FacadeBase):
         if self._queueing("save_prediction_arrays"):
             self._enqueue("save_prediction_arrays", lambda q, look: q.add_arrays(arrays, look))
             return
+        direct = self._direct_rows()
+        if direct is not None and direct.arrays(arrays):
+            return  # the common case: a stored prediction without arrays yet
 
         def work(s: Session) -> None:
             repo = PredictionRepository(s)
@@ -173,6 +176,9 @@ class ResultCalls(FacadeBase):
             return self._enqueue(
                 "save_predictions", lambda q, look: q.add_predictions(rows, arrays, look)
             )
+        direct = self._direct_rows()
+        if direct is not None and len(rows) == 1 and not arrays and direct.prediction(rows[0]):
+            return [rows[0]["prediction_id"]]
 
         def work(s: Session) -> list[str]:
             chains = {r["chain_id"] for r in rows if r["chain_id"] is not None}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,18 +16,47 @@ from nirs4all_store.repositories.base import require_ids
 from nirs4all_store.repositories.status import StatusRepository
 from nirs4all_store.validation import check_id, check_page
 
+#: How often a recording store refreshes its run's heartbeat (on begin/complete_pipeline):
+#: a run is reported 'interrupted' after `STALE_RUN_SECONDS` (30 min) without one, so once a
+#: minute is ample, and each refresh is an UPDATE (a commit of its own on the direct path).
+HEARTBEAT_EVERY_S = 60.0
+
 
 class RunCalls(FacadeBase):
     """Runs (begin/complete/fail/list), their pipelines and the pipelines' step logs."""
+
+    # -- heartbeats ----------------------------------------------------------------------
+    def _heartbeat_due(self, run_id: str) -> bool:
+        """Whether this store last refreshed `run_id`'s heartbeat `HEARTBEAT_EVERY_S` ago."""
+        last = self._heartbeats.get(run_id)
+        return last is None or time.monotonic() - last >= HEARTBEAT_EVERY_S
+
+    def _beat(self, run_id: str) -> bool:
+        """True (and noted as done now) when the heartbeat of `run_id` is due."""
+        if not self._heartbeat_due(run_id):
+            return False
+        if len(self._heartbeats) >= 10_000:
+            self._heartbeats.clear()
+        self._heartbeats[run_id] = time.monotonic()
+        return True
+
+    def _began(self, pipeline_id: str, run_id: str) -> str:
+        """Remember whose pipeline this is (its completion refreshes that run's heartbeat)."""
+        if len(self._pipeline_runs) >= 10_000:
+            self._pipeline_runs.clear()
+        self._pipeline_runs[pipeline_id] = run_id
+        return pipeline_id
 
     # -- runs ----------------------------------------------------------------------------
     def begin_run(
         self, name: str, config: Any = None, datasets: Any = None, *, run_id: str | None = None
     ) -> str:
         """Start a run (status 'running'); returns its id (`run_id` to choose it)."""
-        return self._run(
+        created = self._run(
             "begin_run", lambda s: RunRepository(s).create(name, config, datasets, run_id=run_id)
         )
+        self._beat(created)  # created with a fresh heartbeat
+        return created
 
     def complete_run(self, run_id: str, summary: Any = None) -> None:
         """Mark a run completed, with an optional JSON summary; KeyError for an unknown id."""
@@ -79,6 +109,15 @@ class RunCalls(FacadeBase):
                 pipeline_id=pipeline_id,
             )  # fmt: skip
             return self._enqueue("begin_pipeline", lambda q, look: q.add_pipelines([row], look))[0]
+        direct = self._direct_rows()
+        if direct is not None and not self._heartbeat_due(run_id):
+            row = PipelineRepository.validate(
+                run_id, name, expanded_config, generator_choices, dataset_name, dataset_hash,
+                pipeline_id=pipeline_id,
+            )  # fmt: skip
+            if direct.pipeline(row):
+                return self._began(row["pipeline_id"], run_id)
+        beat = self._beat(run_id)
 
         def work(s: Session) -> str:
             RunRepository(s).require(run_id)
@@ -91,10 +130,11 @@ class RunCalls(FacadeBase):
                 dataset_hash,
                 pipeline_id=pipeline_id,
             )
-            StatusRepository(s).heartbeat_run(run_id)  # the run's process is alive
+            if beat:
+                StatusRepository(s).heartbeat_run(run_id)  # the run's process is alive
             return created
 
-        return self._run("begin_pipeline", work)
+        return self._began(self._run("begin_pipeline", work), run_id)
 
     def save_pipelines(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
         """Many pipelines in one statement, e.g. pipelines that already ran.
@@ -132,9 +172,19 @@ class RunCalls(FacadeBase):
             )
             return
 
+        run_id = self._pipeline_runs.get(pipeline_id)
+        beat = run_id is None or self._beat(run_id)
+        direct = self._direct_rows()
+        if direct is not None and not beat:
+            check_id("pipeline_id", pipeline_id)
+            values = PipelineRepository.completion(best_val, best_test, metric, duration_ms)
+            if direct.update_pipeline(pipeline_id, values):
+                return
+
         def work(s: Session) -> None:
             PipelineRepository(s).complete(pipeline_id, best_val, best_test, metric, duration_ms)
-            StatusRepository(s).heartbeat_of_pipelines([pipeline_id])
+            if beat:
+                StatusRepository(s).heartbeat_of_pipelines([pipeline_id])
 
         self._run("complete_pipeline", work)
 
@@ -182,10 +232,15 @@ class RunCalls(FacadeBase):
         level: str = "info",
     ) -> str:
         """Record one step-log entry of a pipeline; returns its id."""
+        entry = {k: v for k, v in locals().items() if k not in ("self", "pipeline_id")}
         if self._queueing("log_step"):
-            entry = {k: v for k, v in locals().items() if k not in ("self", "pipeline_id")}
             row = LogRepository.validate(pipeline_id, entry)
             return self._enqueue("log_step", lambda q, look: q.add_logs([row], look))[0]
+        direct = self._direct_rows()
+        if direct is not None:
+            row = LogRepository.validate(pipeline_id, entry)
+            if direct.log(row):
+                return row["log_id"]
 
         def work(s: Session) -> str:
             PipelineRepository(s).require(pipeline_id)

@@ -212,8 +212,8 @@ def adopt_legacy_workspace(workspace_path: str | Path, *, dry_run: bool = False)
         # From store.sqlite the original is never moved or replaced: it is its own backup.
         switch_in(con, paths, _step, backup=not from_sqlite)
         report.status = "adopted"
-        report.backup = paths.db.with_name(nirs4all08.SQLITE_FILENAME) if from_sqlite else (
-            paths.backup
+        report.backup = (
+            paths.db.with_name(nirs4all08.SQLITE_FILENAME) if from_sqlite else (paths.backup)
         )
         return report
     finally:
