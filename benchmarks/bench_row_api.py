@@ -284,57 +284,60 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", type=Path, help="folder holding the reference nirs4all")
     parser.add_argument("--backend", default="duckdb", choices=BACKENDS)
-    parser.add_argument("--repeat", type=int, default=3, help="median of this many runs")
+    parser.add_argument("--repeat", type=int, default=3, help="median of this many rounds")
     parser.add_argument("--modes", default="plain,transaction,write_behind")
     args = parser.parse_args()
     n_calls = RUNS * (2 + PIPELINES * (3 + ARTIFACTS_PER_PIPELINE + FOLDS * 6 + LOGS_PER_PIPELINE))
     print(f"# {args.backend}: {RUNS} runs x {PIPELINES} pipelines, {n_calls} row calls")
-    times: dict[str, float] = {}
-    rows: dict[str, Any] = {}
-
-    def record(label: str, samples: list[float]) -> None:
-        times[label] = float(np.median(samples))
-        print(
-            f"{label:<44}{fmt_s(times[label]):>10}   (runs: {', '.join(fmt_s(s) for s in samples)})"
-        )
-
-    with postgres_server(args.backend == "postgresql") as pg:
-        for mode in args.modes.split(","):
-            kwargs = {"write_behind": True} if mode == "write_behind" else {}
-            samples = []
-            for _ in range(args.repeat):
-                seconds, back = timed_store(ours(args.backend, pg, **kwargs), mode)
-                samples.append(seconds)
-                rows = rows or back
-            record(f"ours, {mode}", samples)
     if args.reference is None:
-        print(
-            "reference: skipped (give --reference PATH, a folder holding nirs4all/pipeline/storage)"
-        )
-    else:
-        reference = load_reference(args.reference.expanduser().resolve())
-        samples = [timed_store(reference, "plain")[0] for _ in range(args.repeat)]
-        record("reference (nirs4all raw DuckDB), row API", samples)
-    if rows:
-        record(
-            "raw DuckDB rowwise autocommit (floor)", [raw_rowwise(rows) for _ in range(args.repeat)]
-        )
-        record("raw DuckDB Arrow, one transaction", [raw_arrow(rows) for _ in range(args.repeat)])
-        record(
-            "raw Arrow + files, a commit per pipeline",
-            [raw_arrow_per_pipeline(rows) for _ in range(args.repeat)],
-        )
+        print("reference: skipped (--reference PATH: a folder holding nirs4all/pipeline/storage)")
+    with postgres_server(args.backend == "postgresql") as pg:
+        samples = rounds(args, pg)
+    times = {label: float(np.median(values)) for label, values in samples.items()}
+    for label, values in samples.items():
+        runs = ", ".join(fmt_s(v) for v in values)
+        print(f"{label:<44}{fmt_s(times[label]):>10}   (rounds: {runs})")
     print()
     for label, base in (
-        ("reference (nirs4all raw DuckDB), row API", "ours, plain"),
-        ("raw DuckDB rowwise autocommit (floor)", "ours, plain"),
-        ("raw DuckDB Arrow, one transaction", "ours, transaction"),
-        ("raw DuckDB Arrow, one transaction", "ours, write_behind"),
-        ("raw Arrow + files, a commit per pipeline", "ours, transaction"),
-        ("raw Arrow + files, a commit per pipeline", "ours, write_behind"),
+        (REFERENCE, "ours, plain"),
+        (ROWWISE, "ours, plain"),
+        (ARROW, "ours, transaction"),
+        (ARROW, "ours, write_behind"),
+        (ARROW_FILES, "ours, transaction"),
+        (ARROW_FILES, "ours, write_behind"),
     ):
         if label in times and base in times:
             print(f"{base} / {label}: {times[base] / times[label]:.2f}x")
+
+
+REFERENCE = "reference (nirs4all raw DuckDB), row API"
+ROWWISE = "raw DuckDB rowwise autocommit (floor)"
+ARROW = "raw DuckDB Arrow, one transaction"
+ARROW_FILES = "raw Arrow + files, a commit per pipeline"
+
+
+def rounds(args: argparse.Namespace, pg: str | None) -> dict[str, list[float]]:
+    """Every measurement once per round, rounds repeated: a machine whose disk slows down
+    or speeds up over minutes (a shared VM's does) shifts all of them alike, so the ratios
+    compare runs made minutes apart at most."""
+    samples: dict[str, list[float]] = {}
+    rows: dict[str, Any] = {}
+    reference = None
+    if args.reference is not None:
+        reference = load_reference(args.reference.expanduser().resolve())
+    for _ in range(args.repeat):
+        for mode in args.modes.split(","):
+            kwargs = {"write_behind": True} if mode == "write_behind" else {}
+            seconds, back = timed_store(ours(args.backend, pg, **kwargs), mode)
+            samples.setdefault(f"ours, {mode}", []).append(seconds)
+            rows = rows or back
+        if reference is not None:
+            samples.setdefault(REFERENCE, []).append(timed_store(reference, "plain")[0])
+        if rows:
+            samples.setdefault(ROWWISE, []).append(raw_rowwise(rows))
+            samples.setdefault(ARROW, []).append(raw_arrow(rows))
+            samples.setdefault(ARROW_FILES, []).append(raw_arrow_per_pipeline(rows))
+    return samples
 
 
 if __name__ == "__main__":

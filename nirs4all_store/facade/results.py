@@ -62,6 +62,11 @@ class ResultCalls(FacadeBase):
         rows = [ChainRepository.validate(**record) for record in as_records(records)]
         if self._queueing("save_chains"):
             return self._enqueue("save_chains", lambda q, look: q.add_chains(rows, look))
+        direct = self._direct_rows()
+        if direct is not None and len(rows) == 1:
+            row, refs = rows[0]
+            if direct.chain(row, Counter(refs)):
+                return [row["chain_id"]]
 
         def work(s: Session) -> list[str]:
             pipeline_ids = {r["pipeline_id"] for r, _ in rows}

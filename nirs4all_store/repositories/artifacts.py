@@ -36,6 +36,15 @@ def collectable(young_cutoff: dt.datetime | None) -> sa.ColumnElement[bool]:
     return sa.and_(condition, sa.or_(T.c.referenced_at.is_not(None), saved < young_cutoff))
 
 
+def foreign_ids_query() -> sa.Select[Any]:
+    """One artifact id that is not a UUID5 of this library's (a UUID5 has '5' as its 15th
+    character), if there is any."""
+    foreign = sa.or_(
+        sa.func.length(T.c.artifact_id) != 36, sa.func.substr(T.c.artifact_id, 15, 1) != "5"
+    )
+    return sa.select(T.c.artifact_id).where(foreign).limit(1)
+
+
 class ArtifactRepository:
     """Artifact rows: where the bytes are, their hash, and how many chains use them."""
 
@@ -70,14 +79,8 @@ class ArtifactRepository:
     def has_foreign_ids(self) -> bool:
         """Whether some row's id is not the UUID5 this library derives from the bytes (rows
         adopted from a legacy workspace or registered by nirs4all): then an id for given
-        bytes must be looked up. A UUID5 has '5' as its 15th character."""
-        foreign = sa.or_(
-            sa.func.length(T.c.artifact_id) != 36, sa.func.substr(T.c.artifact_id, 15, 1) != "5"
-        )
-        return (
-            self.session.execute(sa.select(T.c.artifact_id).where(foreign).limit(1)).first()
-            is not None
-        )
+        bytes must be looked up."""
+        return self.session.execute(foreign_ids_query()).first() is not None
 
     def insert_many(self, rows: list[dict[str, Any]]) -> None:
         """Insert new rows (keys: artifact_id, artifact_path, content_hash, operator_class,
