@@ -12,7 +12,8 @@ scikit-learn scalers), 1 `save_chain`, 5 folds x 3 partitions of `save_predictio
 - reference: nirs4all's raw-DuckDB WorkspaceStore, when `--reference PATH` names a folder
   holding `nirs4all/pipeline/storage/workspace_store.py` (skipped with a message otherwise);
 - raw rowwise: the same rows (read back from the plain run) inserted one statement per row
-  in autocommit through the duckdb module: the per-commit floor;
+  in autocommit through the duckdb module: the per-commit floor (and the same with each
+  artifact's file written durably before its row, as the store does);
 - raw Arrow: the same rows, one Arrow insert per table in one transaction.
 
     python benchmarks/bench_row_api.py [--reference PATH] [--backend duckdb] [--repeat 3]
@@ -235,11 +236,14 @@ def empty_duckdb(folder: Path) -> Path:
     return folder / "ws" / "store.duckdb"
 
 
-def raw_rowwise(rows: dict[str, Any]) -> float:
+def raw_rowwise(rows: dict[str, Any], with_files: bool = False) -> float:
+    """The same rows, one autocommitted INSERT each (the per-commit floor); `with_files`:
+    each artifact's file written durably before its row, as the store must."""
     import duckdb
 
     with scratch() as folder:
-        con = duckdb.connect(str(empty_duckdb(folder)))
+        db = empty_duckdb(folder)
+        con = duckdb.connect(str(db))
         batches = {t: rows[t].to_pylist() for t in TABLES}
         start = time.perf_counter()
         for table in TABLES:
@@ -247,6 +251,9 @@ def raw_rowwise(rows: dict[str, Any]) -> float:
             marks = ", ".join("?" * len(columns))
             sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
             for record in batches[table]:
+                if with_files and table == "artifacts":
+                    path = record["artifact_path"]
+                    durable_write(db.parent / "artifacts" / path, rows["files"][path])
                 con.execute(sql, [record[c] for c in columns])  # autocommit: one commit each
         seconds = time.perf_counter() - start
         con.close()
@@ -297,21 +304,27 @@ def main() -> None:
     for label, values in samples.items():
         runs = ", ".join(fmt_s(v) for v in values)
         print(f"{label:<44}{fmt_s(times[label]):>10}   (rounds: {runs})")
-    print()
+    print("\nratios: median of the per-round ratios (range over rounds)")
     for label, base in (
         (REFERENCE, "ours, plain"),
         (ROWWISE, "ours, plain"),
+        (ROWWISE_FILES, "ours, plain"),
         (ARROW, "ours, transaction"),
         (ARROW, "ours, write_behind"),
         (ARROW_FILES, "ours, transaction"),
         (ARROW_FILES, "ours, write_behind"),
     ):
-        if label in times and base in times:
-            print(f"{base} / {label}: {times[base] / times[label]:.2f}x")
+        if label in samples and base in samples:
+            ratios = [a / b for a, b in zip(samples[base], samples[label], strict=True)]
+            print(
+                f"{base} / {label}: {float(np.median(ratios)):.2f}x"
+                f"  ({min(ratios):.2f}-{max(ratios):.2f})"
+            )
 
 
 REFERENCE = "reference (nirs4all raw DuckDB), row API"
 ROWWISE = "raw DuckDB rowwise autocommit (floor)"
+ROWWISE_FILES = "raw rowwise + artifact files written durably"
 ARROW = "raw DuckDB Arrow, one transaction"
 ARROW_FILES = "raw Arrow + files, a commit per pipeline"
 
@@ -335,6 +348,7 @@ def rounds(args: argparse.Namespace, pg: str | None) -> dict[str, list[float]]:
             samples.setdefault(REFERENCE, []).append(timed_store(reference, "plain")[0])
         if rows:
             samples.setdefault(ROWWISE, []).append(raw_rowwise(rows))
+            samples.setdefault(ROWWISE_FILES, []).append(raw_rowwise(rows, with_files=True))
             samples.setdefault(ARROW, []).append(raw_arrow(rows))
             samples.setdefault(ARROW_FILES, []).append(raw_arrow_per_pipeline(rows))
     return samples
