@@ -54,7 +54,7 @@ class DirectStatement:
     def params(self, values: Mapping[str, Any]) -> list[Any]:
         out = []
         for name, process, literal in self._plan:
-            value = values[name] if name in values else literal
+            value = values.get(name, literal)
             out.append(value if process is None else process(value))
         return out
 

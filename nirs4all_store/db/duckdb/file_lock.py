@@ -139,14 +139,9 @@ class IdleRelease:
                     return fn(conn.driver_connection, None)
                 finally:
                     conn.close()
-            if self._anchor is None:
-                self._busy = True
-                try:
-                    self._anchor = self.engine.raw_connection()
-                finally:
-                    self._busy = False
+            anchor = self._open_anchor()
             try:
-                return fn(self._anchor.driver_connection, self.generation)
+                return fn(anchor.driver_connection, self.generation)
             except BaseException as exc:
                 if not statement_error(exc):
                     self._close_anchor()  # an invalidated database or a broken connection
@@ -165,14 +160,19 @@ class IdleRelease:
                 # Another process waits for the file: hold it only while a call runs.
                 self._close_anchor()
                 return
-            if self._anchor is None:
-                self._busy = True
-                try:
-                    self._anchor = self.engine.raw_connection()
-                finally:
-                    self._busy = False
+            self._open_anchor()
             if self._timer is None:
                 self._schedule(self.seconds)
+
+    def _open_anchor(self) -> Any:
+        """The anchor, opened if it is not (its own check-in event is ignored meanwhile)."""
+        if self._anchor is None:
+            self._busy = True
+            try:
+                self._anchor = self.engine.raw_connection()
+            finally:
+                self._busy = False
+        return self._anchor
 
     def _schedule(self, delay: float) -> None:
         timer = threading.Timer(delay, self._fire)
