@@ -99,19 +99,8 @@ class ArtifactVault:
         self, s: Session, prepared: Sequence[Prepared], stored: Sequence[tuple[str, str]]
     ) -> list[str]:
         """The rows of files `put` wrote, in `s`'s transaction. Returns the ids in order."""
-        keys = [(content_hash, p[1]) for (content_hash, _), p in zip(stored, prepared, strict=True)]
-        meta = [
-            {
-                "artifact_path": relpath,
-                "operator_class": operator_class,
-                "artifact_type": artifact_type,
-                "size_bytes": len(blob),
-            }
-            for (_, relpath), (blob, _, operator_class, artifact_type, _) in zip(
-                stored, prepared, strict=True
-            )
-        ]
-        return _record(s, keys, meta)
+        rows = [self._new_row(p, kept) for p, kept in zip(prepared, stored, strict=True)]
+        return _record(s, rows)
 
     @staticmethod
     def _new_row(prepared: Prepared, stored: tuple[str, str]) -> dict[str, Any]:
@@ -222,19 +211,16 @@ def check_grace(grace_seconds: Any) -> float:
     return value
 
 
-def _record(s: Session, keys: list[tuple[str, str]], meta: list[dict[str, Any]]) -> list[str]:
-    """Rows for new (hash, format) keys; known ones are marked saved again (grace period)."""
+def _record(s: Session, rows: list[dict[str, Any]]) -> list[str]:
+    """Rows (`ArtifactVault._new_row`) for new (hash, format) keys; known ones are marked
+    saved again (grace period). Returns the ids in order."""
     repo = ArtifactRepository(s)
+    keys = [(row["content_hash"], row["format"]) for row in rows]
     existing = repo.find_by_hashes(keys)
     new: dict[tuple[str, str], dict[str, Any]] = {}
-    for key, m in zip(keys, meta, strict=True):
+    for key, row in zip(keys, rows, strict=True):
         if key not in existing and key not in new:
-            new[key] = {
-                "artifact_id": artifact_id_for(*key),
-                "content_hash": key[0],
-                "format": key[1],
-                **m,
-            }
+            new[key] = row
     repo.mark_saved(r["artifact_id"] for r in existing.values())
     repo.insert_many(list(new.values()))
     ids = {

@@ -82,10 +82,6 @@ class FacadeBase:
         self._check_writable(what)
         return self._uow.current is not None or self._behind is not None
 
-    def _direct_rows(self) -> DirectRows | None:
-        """The single-statement path for a row call not queued (plain mode on DuckDB)."""
-        return self._direct
-
     def _open_queue(self) -> WriteQueue | None:
         session = self._uow.current
         if session is not None:

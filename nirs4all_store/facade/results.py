@@ -62,10 +62,9 @@ class ResultCalls(FacadeBase):
         rows = [ChainRepository.validate(**record) for record in as_records(records)]
         if self._queueing("save_chains"):
             return self._enqueue("save_chains", lambda q, look: q.add_chains(rows, look))
-        direct = self._direct_rows()
-        if direct is not None and len(rows) == 1:
+        if self._direct is not None and len(rows) == 1:
             row, refs = rows[0]
-            if direct.chain(row, Counter(refs)):
+            if self._direct.chain(row, Counter(refs)):
                 return [row["chain_id"]]
 
         def work(s: Session) -> list[str]:
@@ -144,8 +143,7 @@ class ResultCalls(FacadeBase):
         if self._queueing("save_prediction_arrays"):
             self._enqueue("save_prediction_arrays", lambda q, look: q.add_arrays(arrays, look))
             return
-        direct = self._direct_rows()
-        if direct is not None and direct.arrays(arrays):
+        if self._direct is not None and self._direct.arrays(arrays):
             return  # the common case: a stored prediction without arrays yet
 
         def work(s: Session) -> None:
@@ -181,7 +179,7 @@ class ResultCalls(FacadeBase):
             return self._enqueue(
                 "save_predictions", lambda q, look: q.add_predictions(rows, arrays, look)
             )
-        direct = self._direct_rows()
+        direct = self._direct
         if direct is not None and len(rows) == 1 and not arrays and direct.prediction(rows[0]):
             return [rows[0]["prediction_id"]]
 

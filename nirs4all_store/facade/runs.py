@@ -103,36 +103,24 @@ class RunCalls(FacadeBase):
         `pipeline_id` lets a caller choose the id (e.g. to record the pipeline later or from
         another thread); by default a new UUID is made.
         """
-        if self._queueing("begin_pipeline"):
-            row = PipelineRepository.validate(
-                run_id, name, expanded_config, generator_choices, dataset_name, dataset_hash,
-                pipeline_id=pipeline_id,
-            )  # fmt: skip
+        queueing = self._queueing("begin_pipeline")
+        row = PipelineRepository.validate(
+            run_id, name, expanded_config, generator_choices, dataset_name, dataset_hash,
+            pipeline_id=pipeline_id,
+        )  # fmt: skip
+        if queueing:
             return self._enqueue("begin_pipeline", lambda q, look: q.add_pipelines([row], look))[0]
-        direct = self._direct_rows()
-        if direct is not None and not self._heartbeat_due(run_id):
-            row = PipelineRepository.validate(
-                run_id, name, expanded_config, generator_choices, dataset_name, dataset_hash,
-                pipeline_id=pipeline_id,
-            )  # fmt: skip
-            if direct.pipeline(row):
-                return self._began(row["pipeline_id"], run_id)
+        direct = self._direct
+        if direct is not None and not self._heartbeat_due(run_id) and direct.pipeline(row):
+            return self._began(row["pipeline_id"], run_id)
         beat = self._beat(run_id)
 
         def work(s: Session) -> str:
             RunRepository(s).require(run_id)
-            created = PipelineRepository(s).create(
-                run_id,
-                name,
-                expanded_config,
-                generator_choices,
-                dataset_name,
-                dataset_hash,
-                pipeline_id=pipeline_id,
-            )
+            PipelineRepository(s).insert_many([row])
             if beat:
                 StatusRepository(s).heartbeat_run(run_id)  # the run's process is alive
-            return created
+            return str(row["pipeline_id"])
 
         return self._began(self._run("begin_pipeline", work), run_id)
 
@@ -164,25 +152,22 @@ class RunCalls(FacadeBase):
         duration_ms: float | None = None,
     ) -> None:
         """Mark a pipeline completed with its best scores, metric and duration."""
-        if self._queueing("complete_pipeline"):
-            check_id("pipeline_id", pipeline_id)
-            values = PipelineRepository.completion(best_val, best_test, metric, duration_ms)
+        queueing = self._queueing("complete_pipeline")
+        check_id("pipeline_id", pipeline_id)
+        values = PipelineRepository.completion(best_val, best_test, metric, duration_ms)
+        if queueing:
             self._enqueue(
                 "complete_pipeline", lambda q, look: q.add_completion(pipeline_id, values, look)
             )
             return
-
         run_id = self._pipeline_runs.get(pipeline_id)
         beat = run_id is None or self._beat(run_id)
-        direct = self._direct_rows()
-        if direct is not None and not beat:
-            check_id("pipeline_id", pipeline_id)
-            values = PipelineRepository.completion(best_val, best_test, metric, duration_ms)
-            if direct.update_pipeline(pipeline_id, values):
-                return
+        direct = self._direct
+        if direct is not None and not beat and direct.update_pipeline(pipeline_id, values):
+            return
 
         def work(s: Session) -> None:
-            PipelineRepository(s).complete(pipeline_id, best_val, best_test, metric, duration_ms)
+            PipelineRepository(s).apply_completion(pipeline_id, values)
             if beat:
                 StatusRepository(s).heartbeat_of_pipelines([pipeline_id])
 
@@ -233,20 +218,17 @@ class RunCalls(FacadeBase):
     ) -> str:
         """Record one step-log entry of a pipeline; returns its id."""
         entry = {k: v for k, v in locals().items() if k not in ("self", "pipeline_id")}
-        if self._queueing("log_step"):
-            row = LogRepository.validate(pipeline_id, entry)
+        queueing = self._queueing("log_step")
+        row = LogRepository.validate(pipeline_id, entry)
+        if queueing:
             return self._enqueue("log_step", lambda q, look: q.add_logs([row], look))[0]
-        direct = self._direct_rows()
-        if direct is not None:
-            row = LogRepository.validate(pipeline_id, entry)
-            if direct.log(row):
-                return row["log_id"]
+        if self._direct is not None and self._direct.log(row):
+            return str(row["log_id"])
 
         def work(s: Session) -> str:
             PipelineRepository(s).require(pipeline_id)
-            return LogRepository(s).create(
-                pipeline_id, step_idx, operator_class, event, duration_ms, message, details, level
-            )
+            LogRepository(s).insert_many([row])
+            return str(row["log_id"])
 
         return self._run("log_step", work)
 

@@ -17,7 +17,7 @@ work (replacing arrays, a re-save), so errors and results are the same on every 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -90,25 +90,30 @@ class DirectRows:
         self.writer = writer
         self._statements: dict[tuple[Any, ...], DirectStatement] = {}
         self._known: dict[str, set[str]] = {}
-        self._flags: dict[str, bool] = {}
+        #: Whether some stored artifact id is not derived from its bytes (None: not asked
+        #: since `held` moved).
+        self._foreign: bool | None = None
         self._held: Any = None
+
+    def _compiled(self, key: tuple[Any, ...], build: Callable[[], Any]) -> DirectStatement:
+        """The statement `build()` makes, compiled the first time `key` is asked for."""
+        statement = self._statements.get(key)
+        if statement is None:
+            statement = self._statements[key] = self.writer.compile(build())
+        return statement
 
     def _statement(
         self, table: sa.Table, columns: tuple[str, ...], parents: Sequence[Parent]
     ) -> DirectStatement:
         key = (table.name, columns, tuple(name for _, name in parents))
-        statement = self._statements.get(key)
-        if statement is None:
-            statement = self.writer.compile(insert_if_parents(table, columns, parents))
-            self._statements[key] = statement
-        return statement
+        return self._compiled(key, lambda: insert_if_parents(table, columns, parents))
 
     def _known_now(self, held: Any) -> dict[str, set[str]] | None:
         """The ids known at `held` (None: nothing can be trusted on this connection)."""
         if held is None:
             return None
         if held != self._held:
-            self._known, self._flags, self._held = {}, {}, held
+            self._known, self._foreign, self._held = {}, None, held
         return self._known
 
     def _insert(
@@ -145,13 +150,14 @@ class DirectRows:
         """Checked column values written to a stored pipeline (False: no such pipeline)."""
         T = Pipeline.__table__
         columns = tuple(values)
-        key = ("pipelines", columns, "update")
-        statement = self._statements.get(key)
-        if statement is None:
-            update = sa.update(T).where(T.c.pipeline_id == sa.bindparam("where_pipeline_id"))
-            update = update.values({c: sa.bindparam(c, type_=T.c[c].type) for c in columns})
-            statement = self.writer.compile(update)
-            self._statements[key] = statement
+        statement = self._compiled(
+            ("pipelines", columns, "update"),
+            lambda: (
+                sa.update(T)
+                .where(T.c.pipeline_id == sa.bindparam("where_pipeline_id"))
+                .values({c: sa.bindparam(c, type_=T.c[c].type) for c in columns})
+            ),
+        )
         values = {**values, "where_pipeline_id": pipeline_id}
         return self.writer.changed("complete_pipeline", statement, values) > 0
 
@@ -196,13 +202,12 @@ class DirectRows:
 
     def _reference(self, n_ids: int) -> DirectStatement:
         """`ref_count += :n` (and `referenced_at` set if unset) on `n_ids` artifacts."""
-        key = ("artifacts", n_ids, "reference")
-        statement = self._statements.get(key)
-        if statement is None:
-            T = _ARTIFACTS
+        T = _ARTIFACTS
+
+        def build() -> sa.Update:
             ids = [sa.bindparam(f"id_{i}", type_=T.c.artifact_id.type) for i in range(n_ids)]
             now = sa.bindparam("now", type_=T.c.referenced_at.type)
-            update = (
+            return (
                 sa.update(T)
                 .where(T.c.artifact_id.in_(ids))
                 .values(
@@ -210,8 +215,8 @@ class DirectRows:
                     referenced_at=sa.func.coalesce(T.c.referenced_at, now),
                 )
             )
-            statement = self._statements[key] = self.writer.compile(update)
-        return statement
+
+        return self._compiled(("artifacts", n_ids, "reference"), build)
 
     def log(self, row: Mapping[str, Any]) -> bool:
         """A validated logs row, if its pipeline exists."""
@@ -244,16 +249,12 @@ class DirectRows:
         columns = tuple(values)
 
         def execute(conn: Any, held: Any) -> bool:
-            foreign = self._foreign_ids(conn, held)
-            key = ("artifacts", columns, "new" if foreign else "plain")
-            statement = self._statements.get(key)
-            if statement is None:
-                built = (
-                    insert_if_new_bytes(columns)
-                    if foreign
-                    else insert_if_parents(_ARTIFACTS, columns, [])
+            if self._foreign_ids(conn, held):
+                statement = self._compiled(
+                    ("artifacts", columns, "new"), lambda: insert_if_new_bytes(columns)
                 )
-                statement = self._statements[key] = self.writer.compile(built)
+            else:
+                statement = self._statement(_ARTIFACTS, columns, [])
             return changed(conn, statement, values) > 0
 
         try:
@@ -264,15 +265,12 @@ class DirectRows:
     def _foreign_ids(self, conn: Any, held: Any) -> bool:
         """Whether some stored artifact id is not derived from its bytes (cached at `held`)."""
         known = self._known_now(held)
-        if known is not None and "foreign artifact ids" in self._flags:
-            return self._flags["foreign artifact ids"]
-        statement = self._statements.get(("artifacts", "foreign"))
-        if statement is None:
-            statement = self.writer.compile(foreign_ids_query())
-            self._statements[("artifacts", "foreign")] = statement
+        if known is not None and self._foreign is not None:
+            return self._foreign
+        statement = self._compiled(("artifacts", "foreign"), foreign_ids_query)
         found = conn.execute(statement.sql, statement.params({})).fetchone() is not None
         if known is not None:
-            self._flags["foreign artifact ids"] = found
+            self._foreign = found
         return found
 
 

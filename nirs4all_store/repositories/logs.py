@@ -59,8 +59,12 @@ class LogRepository:
         """Insert many log rows with one executemany: all of `pipeline_id`, or each of the
         `pipeline_id` its entry names (parents are the caller's job)."""
         rows = self.validate_many(entries, pipeline_id)
-        insert_rows(self.session, T, rows)
+        self.insert_many(rows)
         return [row["log_id"] for row in rows]
+
+    def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows `validate` made (their pipelines are the caller's job)."""
+        insert_rows(self.session, T, rows)
 
     @classmethod
     def validate_many(

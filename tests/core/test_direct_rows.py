@@ -104,8 +104,10 @@ def test_row_calls_run_no_unit_of_work_and_store_what_was_given(duck: WorkspaceS
 
 
 def test_unknown_parents_fail_as_on_every_backend_and_write_nothing(
-    duck: WorkspaceStore,
+    store: WorkspaceStore,
 ) -> None:
+    """Run on every backend: the direct path (DuckDB) raises what the others raise."""
+    duck = store
     ids = record_one(duck)
     prediction(duck, ids)  # parents now known to this store
     before = duck.status()["counts"]
